@@ -1,0 +1,45 @@
+/**
+ * `ferry`: one command, one sub-command per part. Each sub-command lives beside the code it drives and
+ * exports `run(argv)`, imported lazily so `ferry pki` does not load the gateway's native modules.
+ *
+ * Exit codes (all sub-commands): 0 success, 1 failure at run time, 2 bad usage or configuration.
+ */
+import { hasCode } from '../common/src/errors.js'
+
+type Runner = (argv: string[]) => Promise<number>
+
+const commands: Record<string, { summary: string; load: () => Promise<{ run: Runner }> }> = {
+  pki: { summary: 'certificate authority for the broker, gateway and devices', load: () => import('../common/src/pki/cli.js') },
+  broker: { summary: 'run the system mosquitto with the repo config and a PKI folder', load: () => import('../common/src/broker/cli.js') },
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length))
+  return [
+    'usage: ferry <command> [options]   (ferry <command> --help for details)',
+    '',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'exit codes: 0 success, 1 failure, 2 bad usage or configuration',
+  ].join('\n')
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n')
+    return name ? 0 : 2
+  }
+  const cmd = commands[name]
+  if (!cmd) {
+    process.stderr.write(`ferry: unknown command "${name}"\n\n${usage()}\n`)
+    return 2
+  }
+  try {
+    return await (await cmd.load()).run(rest)
+  } catch (err) {
+    const e = err as Error & { code?: string }
+    process.stderr.write(`ferry ${name}: ${e.message}\n`)
+    return hasCode(err, 'FERRY_ERR_USAGE') || hasCode(err, 'FERRY_ERR_CONFIG') || hasCode(err, 'FERRY_ERR_DEVICE_ID') ? 2 : 1
+  }
+}

@@ -1,0 +1,56 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+
+/** The package root: the nearest folder above this file with a `mosquitto/mosquitto.conf` (works from src and dist). */
+export const PACKAGE_ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'mosquitto', 'mosquitto.conf'))) {
+    const up = dirname(dir)
+    if (up === dir) throw new Error('cannot find the Ferry package root (mosquitto/mosquitto.conf)')
+    dir = up
+  }
+  return dir
+})()
+
+/** The repo's broker config, the single source of truth for container and native brokers alike. */
+export const REPO_MOSQUITTO_DIR = join(PACKAGE_ROOT, 'mosquitto')
+
+export function repoMosquittoFile(name: 'mosquitto.conf' | 'acl'): string {
+  return join(REPO_MOSQUITTO_DIR, name)
+}
+
+export interface NativePaths {
+  /** Folder holding ca.crt, server.crt, server.key, crl.pem (readable by the broker's user). */
+  certsDir: string
+  /** The ACL file to use. */
+  aclFile: string
+  /** Where mosquitto.db lives. */
+  persistDir: string
+  port: number
+  /** Bind address; omitted = all interfaces, as in the container. */
+  bind?: string
+}
+
+/**
+ * Rewrites the container config for a native broker: only paths, the port and the log destination
+ * change, so whatever we test is what ships. Throws if a container path survives the rewrite, which
+ * would mean the config grew a path this function does not know about.
+ */
+export function renderNativeConfig(containerConf: string, p: NativePaths): string {
+  const out = containerConf
+    .replaceAll('/mosquitto/config/certs/', p.certsDir.replace(/\/?$/, '/'))
+    .replaceAll('/mosquitto/config/acl', p.aclFile)
+    .replaceAll('/mosquitto/data/', p.persistDir.replace(/\/?$/, '/'))
+    .replace(/^listener 8883$/m, `listener ${p.port}${p.bind ? ` ${p.bind}` : ''}`)
+    // Mosquitto before 2.0.16 block-buffers stdout when it is not a TTY (Debian 12 ships 2.0.11), so
+    // the "running" line we wait for would never arrive. stderr is unbuffered.
+    .replace(/^log_dest stdout$/m, 'log_dest stderr')
+  const leftover = /^[^#\n]*?(\/mosquitto\/\S*)/m.exec(out)
+  if (leftover) throw new Error(`renderNativeConfig: container path ${leftover[1]} was not rewritten`)
+  return out
+}
+
+export function readRepoConfig(): string {
+  return readFileSync(repoMosquittoFile('mosquitto.conf'), 'utf8')
+}

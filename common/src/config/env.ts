@@ -1,0 +1,89 @@
+import { readFileSync, existsSync } from 'node:fs'
+import { parse as parseDotenv } from 'dotenv'
+import { envSchema } from 'env-schema'
+import type { TObject, TSchema } from 'typebox'
+import { ConfigError } from '../errors.js'
+
+/**
+ * Loads `FERRY_*` settings from the environment plus an optional dotenv file and validates them with
+ * one JSON schema (TypeBox builds it, Ajv checks it via env-schema, with type coercion and defaults).
+ * The real environment wins over the dotenv file, as everywhere else in the Node world.
+ *
+ * A bad value throws a ConfigError that names every offending variable, says what is wanted (from the
+ * schema's `description`) and what was given. Nothing here touches the network or the buffer.
+ */
+export function loadEnv<T>(schema: TObject, opts: { env?: NodeJS.ProcessEnv; dotenvPath?: string } = {}): T {
+  const env = opts.env ?? process.env
+  const dotenvPath = opts.dotenvPath ?? env.FERRY_ENV_FILE ?? '.env'
+  let fromFile: Record<string, string> = {}
+  if (existsSync(dotenvPath)) {
+    try {
+      fromFile = parseDotenv(readFileSync(dotenvPath))
+    } catch (err) {
+      throw new ConfigError(`cannot read the dotenv file ${dotenvPath}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  // Only FERRY_ names take part; empty strings count as "not set" so `FERRY_X=` falls back to the default.
+  const data: Record<string, string> = {}
+  for (const [k, v] of [...Object.entries(fromFile), ...Object.entries(env)]) {
+    if (k.startsWith('FERRY_') && typeof v === 'string' && v !== '') data[k] = v
+  }
+  // env-schema mutates the schema it is given (additionalProperties); hand it a copy.
+  const copy = structuredClone(schema) as unknown as Record<string, unknown>
+  try {
+    return envSchema({ schema: copy, data, env: false }) as T
+  } catch (err) {
+    const errors = (err as { errors?: AjvLikeError[] }).errors
+    if (!errors) throw new ConfigError((err as Error).message, { cause: err })
+    throw new ConfigError(formatErrors(schema, errors, data))
+  }
+}
+
+interface AjvLikeError {
+  instancePath: string
+  message?: string
+  params?: Record<string, unknown>
+}
+
+function formatErrors(schema: TObject, errors: AjvLikeError[], data: Record<string, string>): string {
+  const lines = new Set<string>()
+  for (const e of errors) {
+    const name = e.instancePath ? e.instancePath.slice(1) : String(e.params?.missingProperty ?? '')
+    const field = (schema.properties as Record<string, TSchema & { description?: string }>)[name]
+    const given = name in data ? ` (got ${JSON.stringify(data[name])})` : ' (not set)'
+    lines.add(`${name}: ${e.message ?? 'is invalid'}${given}. ${field?.description ?? ''}`.trim())
+  }
+  return `invalid configuration; fix these and start again:\n  ${[...lines].join('\n  ')}`
+}
+
+/** One row of the generated configuration reference. */
+export interface ConfigDocRow {
+  name: string
+  type: string
+  default: string
+  description: string
+}
+
+/** Turns a schema into rows for `docs/configuration.md`, `.env.example` and `--help`. */
+export function describeSchema(schema: TObject): ConfigDocRow[] {
+  const required = new Set((schema.required as string[] | undefined) ?? [])
+  return Object.entries(schema.properties as Record<string, Record<string, unknown>>).map(([name, s]) => ({
+    name,
+    type: describeType(s),
+    default: 'default' in s ? String(s.default) : required.has(name) ? '(required)' : '(unset)',
+    description: String(s.description ?? ''),
+  }))
+}
+
+function describeType(s: Record<string, unknown>): string {
+  if (Array.isArray(s.enum)) return s.enum.map((v) => JSON.stringify(v)).join(' \\| ')
+  if (Array.isArray(s.anyOf)) {
+    return (s.anyOf as Record<string, unknown>[]).map((x) => ('const' in x ? JSON.stringify(x.const) : describeType(x))).join(' \\| ')
+  }
+  if ('const' in s) return JSON.stringify(s.const)
+  const range = [
+    s.minimum !== undefined ? `≥ ${String(s.minimum)}` : '',
+    s.maximum !== undefined ? `≤ ${String(s.maximum)}` : '',
+  ].filter(Boolean)
+  return `${String(s.type ?? 'string')}${range.length ? ` (${range.join(', ')})` : ''}`
+}

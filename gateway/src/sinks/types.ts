@@ -1,0 +1,68 @@
+/**
+ * The sink contract. A sink delivers buffered readings to one destination (InfluxDB, ThingSpeak,
+ * a local file). One drainer per sink calls it; the drainer owns cursors, retries and dead letters,
+ * so a sink is mostly "encode a batch, send it, say what happened to each row".
+ *
+ * Lifecycle guarantees (as Telegraf's Output): `write` calls never overlap for one sink instance;
+ * `close` is called once, after the last `write` has settled, and must be idempotent.
+ */
+
+/** One reading as it sits in the buffer. Ids increase in ingest order. */
+export interface Stored {
+  /** Buffer row id; increases in ingest order, never reused. */
+  id: number
+  device: string
+  boot: number
+  seq: number
+  /**
+   * Point timestamp in microseconds since the epoch: the device's `ts` when plausible, else the
+   * receive time; made strictly increasing per device at ingest, so no two readings of a device
+   * share a timestamp and a replay overwrites (InfluxDB) instead of duplicating.
+   */
+  tsUs: number
+  /** When the gateway received it, ms since the epoch. */
+  receivedAt: number
+  pot: number
+  switch: 0 | 1
+  led: number | null
+  /** The raw JSON payload as received. */
+  payload: string
+}
+
+/** What happened to a batch. Ids in none of the lists count as retryable (a sink bug can't lose data). */
+export interface WriteResult {
+  /** Buffer ids the remote confirmed; the drainer moves the cursor past them. */
+  accepted: number[]
+  /** Kept, retried later in order. */
+  retryable: number[]
+  /** Permanent refusals: moved to the dead-letter table with the reason. */
+  rejected: { id: number; reason: string }[]
+  /** The server asked for a pause (Retry-After); the drainer caps it by config. */
+  retryAfterMs?: number
+  /** Set when the batch must be split (413) before it is tried again. */
+  split?: boolean
+  /** Set when the sink refused the credentials (401/403): the drainer stops this sink and alerts. */
+  authError?: string
+  /** Low-cardinality class of the failure for metrics and status, e.g. 'http_429', 'http_5xx', 'network'. */
+  errorClass?: string
+  /** Human-readable detail of the failure (server message), for logs and status. */
+  errorMessage?: string
+}
+
+export interface Sink {
+  /** 'influxdb' | 'thingspeak' | 'file'; also the log and metric label and the cursor name. */
+  readonly name: string
+  /** Largest batch the drainer should hand over. */
+  readonly maxBatch: number
+  /**
+   * Delivers a batch, oldest first. Resolves with a result for every answer the server gave;
+   * throws only on transport failure (timeout, DNS, TLS, connection refused), which the drainer retries.
+   */
+  write(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult>
+  /**
+   * Optional: called once before the first write after a (re)start, to learn what the remote
+   * already holds. ThingSpeak uses it to skip entries that a crash made it send twice.
+   */
+  resume?(signal: AbortSignal): Promise<void>
+  close(): Promise<void>
+}
