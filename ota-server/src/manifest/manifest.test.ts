@@ -70,7 +70,7 @@ t.test('openssl dgst -verify accepts the payload and DER signature', async (t) =
   t.match(stdout, /Verified OK/)
   // …and refuses the same signature over one changed byte, so the check above can fail.
   const tampered = Buffer.from(envelope.payload, 'base64')
-  tampered[10] ^= 1
+  tampered[10]! ^= 1
   writeFileSync(join(dir, 'payload.bin'), tampered)
   await t.rejects(run('openssl', ['dgst', '-sha256', '-verify', join(dir, 'release.pub'), '-signature', join(dir, 'sig.der'), join(dir, 'payload.bin')]))
 })
@@ -88,7 +88,7 @@ t.test('refuses every tampering and policy violation with a stable reason', asyn
   const payload = Buffer.from(good.payload, 'base64')
   const flip = (buf: Buffer, at: number) => {
     const c = Buffer.from(buf)
-    c[at] ^= 1
+    c[at]! ^= 1
     return c
   }
   const sign = (over: Partial<ManifestInput>) => signManifest({ ...input, ...over }, key.privateKeyPem).envelope
