@@ -1,0 +1,76 @@
+/**
+ * InfluxDB line protocol for a buffered reading, as fixed by the design:
+ *
+ *   telemetry,device=<id> pot=<n>i,switch=<n>i,seq=<n>i,boot=<n>i[,led=<n>i] <ns>
+ *
+ * Escaping follows the line protocol reference (cloud-apis.md §5): measurement escapes comma and
+ * space; tag keys, tag values and field keys escape comma, equals sign and space. All fields are
+ * signed integers (`i`): InfluxDB 1.x rejects the unsigned `u` suffix unless built with uint support.
+ * The timestamp is `tsUs × 1000` in nanoseconds, computed with BigInt so no float rounding can move
+ * a point (2^53 ns is only ~104 days; µs × 1000 exceeds it for any real date).
+ */
+import type { Stored } from './types.js'
+
+/** Default measurement name (design.md). */
+export const DEFAULT_MEASUREMENT = 'telemetry'
+
+/** A reading that cannot be expressed as a valid line; the sink dead-letters it without sending. */
+export class LineProtocolError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'LineProtocolError'
+  }
+}
+
+/** Escapes a measurement name: comma and space. */
+export function escapeMeasurement(s: string): string {
+  return s.replace(/[, ]/g, (c) => `\\${c}`)
+}
+
+/** Escapes a tag key, tag value or field key: comma, equals sign and space. */
+export function escapeKey(s: string): string {
+  return s.replace(/[,= ]/g, (c) => `\\${c}`)
+}
+
+function int(name: string, v: unknown): string {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
+    throw new LineProtocolError(`field ${name} must be an integer, got ${JSON.stringify(v)}`)
+  }
+  return `${escapeKey(name)}=${v}i`
+}
+
+/** `tsUs` (µs since the epoch) as an exact nanosecond integer string. */
+export function nsFromUs(tsUs: number): string {
+  if (!Number.isSafeInteger(tsUs)) throw new LineProtocolError(`timestamp must be an integer number of microseconds, got ${tsUs}`)
+  return (BigInt(tsUs) * 1000n).toString()
+}
+
+/**
+ * One line (no trailing newline) for a reading. Throws LineProtocolError when a value cannot be
+ * written (non-integer field, empty device id, newline in a name); the caller rejects that row.
+ */
+export function toLine(row: Stored, measurement = DEFAULT_MEASUREMENT): string {
+  if (!row.device) throw new LineProtocolError('device id is empty; InfluxDB does not accept an empty tag value')
+  if (/[\r\n]/.test(row.device) || /[\r\n]/.test(measurement)) throw new LineProtocolError('newlines are not allowed in names or tag values')
+  const fields = [int('pot', row.pot), int('switch', row.switch), int('seq', row.seq), int('boot', row.boot)]
+  if (row.led !== null && row.led !== undefined) fields.push(int('led', row.led))
+  return `${escapeMeasurement(measurement)},${escapeKey('device')}=${escapeKey(row.device)} ${fields.join(',')} ${nsFromUs(row.tsUs)}`
+}
+
+/** Encodes a batch: lines for the rows that can be written, and rejections for those that cannot. */
+export function encodeBatch(rows: readonly Stored[], measurement = DEFAULT_MEASUREMENT): {
+  ok: { row: Stored; line: string }[]
+  bad: { id: number; reason: string }[]
+} {
+  const ok: { row: Stored; line: string }[] = []
+  const bad: { id: number; reason: string }[] = []
+  for (const row of rows) {
+    try {
+      ok.push({ row, line: toLine(row, measurement) })
+    } catch (err) {
+      if (!(err instanceof LineProtocolError)) throw err
+      bad.push({ id: row.id, reason: `cannot encode as line protocol: ${err.message}` })
+    }
+  }
+  return { ok, bad }
+}
