@@ -45,7 +45,7 @@ t.test('413 splits until chunks fit; a single oversized row is rejected', async 
 
 t.test('a retryable answer mid-bisect keeps that chunk and everything after it, in order', async (t) => {
   let n = 0
-  const send = async (chunk: readonly { id: number }[]): Promise<HttpVerdict> => {
+  const send = async (): Promise<HttpVerdict> => {
     n++
     if (n === 1) return { kind: 'rejected', status: 400, reason: 'x', errorClass: 'http_400' }
     if (n === 2) return ACCEPT // first half 1..5
