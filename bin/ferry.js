@@ -3,11 +3,9 @@
 import { main } from '../dist/cli/ferry.js'
 
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code
-  },
+  (code) => process.exit(code),
   (err) => {
     process.stderr.write(`ferry: ${err?.stack ?? err}\n`)
-    process.exitCode = 1
+    process.exit(1)
   },
 )

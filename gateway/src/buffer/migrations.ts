@@ -1,0 +1,73 @@
+/**
+ * Schema migrations, applied in order by `PRAGMA user_version` (liteque's and undici's approach).
+ * Never edit a shipped migration; add the next one.
+ */
+export const migrations: readonly string[] = [
+  // 1: the ring buffer and everything around it
+  `
+  -- Readings waiting for (or recently delivered to) the sinks. AUTOINCREMENT: ids are never reused,
+  -- so a sink cursor (last id passed) stays meaningful across deletes and restarts.
+  CREATE TABLE readings (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    device      TEXT    NOT NULL,
+    boot        INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    ts_us       INTEGER NOT NULL,   -- point timestamp, unique and increasing per device
+    received_at INTEGER NOT NULL,   -- ms since epoch
+    pot         INTEGER NOT NULL,
+    switch      INTEGER NOT NULL,
+    led         INTEGER,
+    payload     BLOB    NOT NULL,   -- raw bytes as received
+    UNIQUE (device, boot, seq)      -- (device, boot, seq) identifies a reading: redeliveries are stored once
+  );
+  -- Per-device last point timestamp, so timestamps stay strictly increasing after rows are pruned.
+  CREATE TABLE device_clock (device TEXT PRIMARY KEY, last_ts_us INTEGER NOT NULL) WITHOUT ROWID;
+  -- One cursor per sink: every reading with id <= cursor has been accepted or dead-lettered by it.
+  CREATE TABLE sink_state (
+    name            TEXT PRIMARY KEY,
+    cursor          INTEGER NOT NULL,
+    sent_total      INTEGER NOT NULL DEFAULT 0,
+    rejected_total  INTEGER NOT NULL DEFAULT 0,
+    last_ok_at      INTEGER,
+    last_error_code TEXT,
+    last_error      TEXT,
+    last_error_at   INTEGER
+  ) WITHOUT ROWID;
+  -- Ring overflow: undelivered readings dropped to make room, per device. Survives restarts.
+  CREATE TABLE drops (device TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
+  -- Messages that could not be stored as readings (ingest) or that a sink refused (sink:<name>).
+  CREATE TABLE dead_letters (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          INTEGER NOT NULL,
+    source      TEXT    NOT NULL,
+    topic       TEXT,
+    device      TEXT,
+    reading_id  INTEGER,
+    reason      TEXT    NOT NULL,
+    payload     BLOB    NOT NULL,
+    requeued_at INTEGER
+  );
+  -- Device messages that are not readings: status (LWT), led/state, ota/status. Bounded by count.
+  CREATE TABLE events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          INTEGER NOT NULL,
+    device      TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
+    payload     BLOB    NOT NULL
+  );
+  CREATE INDEX events_device ON events (device, id);
+  -- Latest known state per device, for status and the API.
+  CREATE TABLE devices (
+    device         TEXT PRIMARY KEY,
+    last_seen      INTEGER NOT NULL,
+    online         INTEGER,
+    status_at      INTEGER,
+    last_reading   TEXT,
+    last_reading_at INTEGER,
+    led_state      TEXT,
+    ota_state      TEXT
+  ) WITHOUT ROWID;
+  -- Small facts that must survive restarts (recoveries, last error).
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+  `,
+]

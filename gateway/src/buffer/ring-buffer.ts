@@ -1,0 +1,384 @@
+import type Database from 'better-sqlite3'
+import type { Stored, WriteResult } from '../sinks/types.js'
+
+/** A telemetry reading that passed validation, ready to store. */
+export interface ReadingIn {
+  type: 'reading'
+  topic: string
+  device: string
+  boot: number
+  seq: number
+  /** Device timestamp (ms) if it sent one. */
+  tsMs?: number
+  receivedAt: number
+  pot: number
+  switch: 0 | 1
+  led: number | null
+  payload: Buffer
+}
+
+/** Something that could not be stored as what it claimed to be. */
+export interface DeadIn {
+  type: 'dead'
+  topic: string
+  device: string | null
+  reason: string
+  payload: Buffer
+  receivedAt: number
+}
+
+/** A device message that is not a reading. */
+export interface EventIn {
+  type: 'event'
+  topic: string
+  device: string
+  kind: 'status' | 'led_state' | 'ota_status'
+  payload: Buffer
+  receivedAt: number
+}
+
+export type IngestItem = ReadingIn | DeadIn | EventIn
+
+export interface BufferLimits {
+  /** Most readings kept (delivered or not). */
+  maxRows: number
+  /** Most payload bytes kept. */
+  maxBytes: number
+  /** How long delivered readings are kept to recognise broker redeliveries (dedupe on device, boot, seq). */
+  dedupWindowMs: number
+  /** Most device events kept. */
+  maxEvents: number
+}
+
+export interface IngestOutcome {
+  stored: number
+  duplicates: number
+  dead: number
+  events: number
+  /** Undelivered readings dropped to make room. */
+  dropped: number
+}
+
+export interface SinkBacklog {
+  name: string
+  cursor: number
+  rows: number
+  oldestAgeMs: number | null
+  sentTotal: number
+  rejectedTotal: number
+  lastOkAt: number | null
+  lastErrorCode: string | null
+  lastError: string | null
+  lastErrorAt: number | null
+}
+
+export interface DeadLetter {
+  id: number
+  at: number
+  source: string
+  topic: string | null
+  device: string | null
+  readingId: number | null
+  reason: string
+  payload: string
+  requeuedAt: number | null
+}
+
+/** Device timestamps before this are treated as "clock not set" (ESP32 before NTP boots at 1970). */
+const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1)
+/** ... and later than receive time plus this are treated as a wrong clock. */
+const FUTURE_TOLERANCE_MS = 10 * 60_000
+
+/**
+ * The SQLite ring buffer. Every method is synchronous and runs in one transaction (better-sqlite3 can't
+ * span an `await`), so a commit is all-or-nothing and the caller acknowledges only after it returns.
+ *
+ * Deletion order is always oldest-first, which keeps row ids a contiguous range and lets the ring bound
+ * remove delivered rows before undelivered ones without a scan.
+ */
+export class RingBuffer {
+  private rows = 0
+  private bytes = 0
+  private readonly clocks = new Map<string, number>()
+  private readonly sinks = new Set<string>()
+  private readonly st: ReturnType<RingBuffer['prepare']>
+  private readonly ingestTx: (items: readonly IngestItem[]) => IngestOutcome
+
+  constructor(
+    readonly db: Database.Database,
+    readonly limits: BufferLimits,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.st = this.prepare()
+    const agg = db.prepare('SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS b FROM readings').get() as { n: number; b: number }
+    this.rows = agg.n
+    this.bytes = agg.b
+    for (const r of db.prepare('SELECT device, last_ts_us FROM device_clock').all() as Array<{ device: string; last_ts_us: number }>) {
+      this.clocks.set(r.device, r.last_ts_us)
+    }
+    for (const r of db.prepare('SELECT name FROM sink_state').all() as Array<{ name: string }>) this.sinks.add(r.name)
+    this.ingestTx = db.transaction((items: readonly IngestItem[]) => this.ingestItems(items))
+  }
+
+  private prepare() {
+    const db = this.db
+    return {
+      insertReading: db.prepare(
+        'INSERT OR IGNORE INTO readings (device, boot, seq, ts_us, received_at, pot, switch, led, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      upsertClock: db.prepare('INSERT INTO device_clock (device, last_ts_us) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET last_ts_us = excluded.last_ts_us'),
+      insertDead: db.prepare('INSERT INTO dead_letters (at, source, topic, device, reading_id, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insertEvent: db.prepare('INSERT INTO events (at, device, kind, payload) VALUES (?, ?, ?, ?)'),
+      touchDevice: db.prepare('INSERT INTO devices (device, last_seen) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)'),
+      deviceReading: db.prepare('UPDATE devices SET last_reading = ?, last_reading_at = ? WHERE device = ?'),
+      deviceStatus: db.prepare('UPDATE devices SET online = ?, status_at = ? WHERE device = ?'),
+      deviceLed: db.prepare('UPDATE devices SET led_state = ? WHERE device = ?'),
+      deviceOta: db.prepare('UPDATE devices SET ota_state = ? WHERE device = ?'),
+      oldest: db.prepare('SELECT id, device, length(payload) AS b FROM readings ORDER BY id LIMIT ?'),
+      deleteUpTo: db.prepare('DELETE FROM readings WHERE id <= ?'),
+      addDrops: db.prepare('INSERT INTO drops (device, count) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET count = count + excluded.count'),
+      minCursor: db.prepare('SELECT min(cursor) AS c FROM sink_state'),
+      ensureSink: db.prepare('INSERT OR IGNORE INTO sink_state (name, cursor) VALUES (?, ?)'),
+      readAfter: db.prepare(
+        'SELECT id, device, boot, seq, ts_us AS tsUs, received_at AS receivedAt, pot, switch, led, payload FROM readings WHERE id > ? ORDER BY id LIMIT ?',
+      ),
+      cursorOf: db.prepare('SELECT cursor FROM sink_state WHERE name = ?'),
+      advance: db.prepare(
+        'UPDATE sink_state SET cursor = max(cursor, ?), sent_total = sent_total + ?, rejected_total = rejected_total + ?, last_ok_at = coalesce(?, last_ok_at) WHERE name = ?',
+      ),
+      sinkError: db.prepare('UPDATE sink_state SET last_error_code = ?, last_error = ?, last_error_at = ? WHERE name = ?'),
+      pruneCount: db.prepare('SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS b, max(id) AS last FROM readings WHERE id <= ? AND received_at < ?'),
+      pruneEvents: db.prepare('DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?'),
+      idRange: db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM readings'),
+      setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+    }
+  }
+
+  /** Stores a batch in one transaction. Throws (and stores nothing) if SQLite fails, e.g. SQLITE_FULL. */
+  ingest(items: readonly IngestItem[]): IngestOutcome {
+    return this.ingestTx(items)
+  }
+
+  private ingestItems(items: readonly IngestItem[]): IngestOutcome {
+    const out: IngestOutcome = { stored: 0, duplicates: 0, dead: 0, events: 0, dropped: 0 }
+    const touched = new Set<string>()
+    for (const it of items) {
+      if (it.type === 'reading') {
+        const candidateUs = pointTimeUs(it.tsMs, it.receivedAt)
+        const last = this.clocks.get(it.device) ?? 0
+        const tsUs = Math.max(candidateUs, last + 1)
+        const r = this.st.insertReading.run(it.device, it.boot, it.seq, tsUs, it.receivedAt, it.pot, it.switch, it.led, it.payload)
+        this.st.touchDevice.run(it.device, it.receivedAt)
+        if (r.changes === 1) {
+          out.stored++
+          this.rows++
+          this.bytes += it.payload.length
+          this.clocks.set(it.device, tsUs)
+          touched.add(it.device)
+          this.st.deviceReading.run(
+            JSON.stringify({ boot: it.boot, seq: it.seq, pot: it.pot, switch: it.switch, led: it.led, ts: Math.floor(tsUs / 1000) }),
+            it.receivedAt,
+            it.device,
+          )
+        } else {
+          out.duplicates++
+        }
+      } else if (it.type === 'dead') {
+        this.st.insertDead.run(it.receivedAt, 'ingest', it.topic, it.device, null, it.reason, it.payload)
+        out.dead++
+      } else {
+        this.st.insertEvent.run(it.receivedAt, it.device, it.kind, it.payload)
+        this.st.touchDevice.run(it.device, it.receivedAt)
+        const text = it.payload.toString('utf8')
+        if (it.kind === 'status') this.st.deviceStatus.run(text === 'online' ? 1 : 0, it.receivedAt, it.device)
+        else if (it.kind === 'led_state') this.st.deviceLed.run(text, it.device)
+        else this.st.deviceOta.run(text, it.device)
+        out.events++
+      }
+    }
+    for (const d of touched) this.st.upsertClock.run(d, this.clocks.get(d)!)
+    if (this.rows > this.limits.maxRows || this.bytes > this.limits.maxBytes) out.dropped = this.enforceLimits()
+    return out
+  }
+
+  /**
+   * Removes the oldest rows until both limits hold. Rows every sink has passed go first (they are the
+   * oldest); any undelivered row removed is a drop, counted per device. Returns the number of drops.
+   */
+  private enforceLimits(): number {
+    const passed = this.minCursor()
+    let dropped = 0
+    while (this.rows > this.limits.maxRows || this.bytes > this.limits.maxBytes) {
+      const excessRows = Math.max(0, this.rows - this.limits.maxRows)
+      const chunk = this.st.oldest.all(Math.max(64, Math.min(excessRows, 10_000))) as Array<{ id: number; device: string; b: number }>
+      if (chunk.length === 0) break
+      let cut = -1
+      let rows = this.rows
+      let bytes = this.bytes
+      const perDevice = new Map<string, number>()
+      for (const r of chunk) {
+        if (rows <= this.limits.maxRows && bytes <= this.limits.maxBytes) break
+        cut = r.id
+        rows--
+        bytes -= r.b
+        if (r.id > passed) perDevice.set(r.device, (perDevice.get(r.device) ?? 0) + 1)
+      }
+      if (cut < 0) break
+      this.st.deleteUpTo.run(cut)
+      this.rows = rows
+      this.bytes = bytes
+      for (const [device, n] of perDevice) {
+        this.st.addDrops.run(device, n)
+        dropped += n
+      }
+    }
+    return dropped
+  }
+
+  /** The lowest cursor over all sinks; with no sinks nothing counts as delivered. */
+  private minCursor(): number {
+    if (this.sinks.size === 0) return 0
+    return ((this.st.minCursor.get() as { c: number | null }).c ?? 0)
+  }
+
+  /** Registers a sink. A new sink starts at the oldest reading still in the buffer. */
+  ensureSink(name: string): void {
+    this.st.ensureSink.run(name, 0)
+    this.sinks.add(name)
+  }
+
+  /** The next readings for a sink, oldest first. */
+  read(sink: string, limit: number): Stored[] {
+    const cursor = this.cursor(sink)
+    const rows = this.st.readAfter.all(cursor, limit) as Array<Omit<Stored, 'payload'> & { payload: Buffer }>
+    return rows.map((r) => ({ ...r, switch: r.switch ? 1 : 0, payload: r.payload.toString('utf8') }))
+  }
+
+  cursor(sink: string): number {
+    return ((this.st.cursorOf.get(sink) as { cursor: number } | undefined)?.cursor ?? 0)
+  }
+
+  /**
+   * Applies a sink's answer in one transaction. The cursor moves over the longest prefix of the batch
+   * whose rows were accepted or rejected; rejected rows in that prefix become dead letters with the
+   * sink's reason. Rows after the first retryable (or unmentioned) row are sent again later, in order.
+   */
+  settle = (sink: string, batch: readonly Stored[], result: WriteResult): { advanced: number; accepted: number; rejected: number } => {
+    return this.db.transaction(() => {
+      const accepted = new Set(result.accepted)
+      const rejected = new Map(result.rejected.map((r) => [r.id, r.reason]))
+      const now = this.now()
+      let cursor = -1
+      let nAcc = 0
+      let nRej = 0
+      for (const row of batch) {
+        if (accepted.has(row.id)) nAcc++
+        else if (rejected.has(row.id)) {
+          nRej++
+          this.st.insertDead.run(now, `sink:${sink}`, `sensors/${row.device}/telemetry`, row.device, row.id, rejected.get(row.id)!, Buffer.from(row.payload))
+        } else break
+        cursor = row.id
+      }
+      if (cursor >= 0) this.st.advance.run(cursor, nAcc, nRej, nAcc > 0 ? now : null, sink)
+      return { advanced: nAcc + nRej, accepted: nAcc, rejected: nRej }
+    })()
+  }
+
+  /** Records a sink failure for status (code is low-cardinality, e.g. 'http_429', 'auth', 'network'). */
+  recordSinkError(sink: string, code: string | null, message: string | null): void {
+    this.st.sinkError.run(code, message, code ? this.now() : null, sink)
+  }
+
+  /**
+   * Deletes readings every sink has passed once they are older than the dedupe window, and trims
+   * events. Returns the number of readings deleted.
+   */
+  prune(): number {
+    if (this.sinks.size === 0) return 0
+    const passed = this.minCursor()
+    const before = this.now() - this.limits.dedupWindowMs
+    return this.db.transaction(() => {
+      const c = this.st.pruneCount.get(passed, before) as { n: number; b: number; last: number | null }
+      if (c.n > 0 && c.last !== null) {
+        // Oldest-first: rows are deleted as a prefix, so count and bytes stay exact.
+        this.st.deleteUpTo.run(c.last)
+        this.rows -= c.n
+        this.bytes -= c.b
+      }
+      this.st.pruneEvents.run(this.limits.maxEvents)
+      return c.n
+    })()
+  }
+
+  /** Readings after the sink's cursor, from the id range (ids are contiguous: deletes are oldest-first). */
+  backlogEstimate(sink: string): number {
+    const r = this.st.idRange.get() as { lo: number | null; hi: number | null }
+    if (r.hi === null || r.lo === null) return 0
+    return Math.max(0, r.hi - Math.max(this.cursor(sink), r.lo - 1))
+  }
+
+  /** Rows and bytes currently held. */
+  size(): { rows: number; bytes: number } {
+    return { rows: this.rows, bytes: this.bytes }
+  }
+
+  setMeta(key: string, value: unknown): void {
+    this.st.setMeta.run(key, JSON.stringify(value))
+  }
+
+  getMeta<T>(key: string): T | undefined {
+    const r = this.st.getMeta.get(key) as { value: string } | undefined
+    return r ? (JSON.parse(r.value) as T) : undefined
+  }
+}
+
+/** Device `ts` when plausible, else the receive time; in microseconds. */
+export function pointTimeUs(tsMs: number | undefined, receivedAt: number): number {
+  const ok = tsMs !== undefined && tsMs >= PLAUSIBLE_FROM_MS && tsMs <= receivedAt + FUTURE_TOLERANCE_MS
+  return (ok ? tsMs : receivedAt) * 1000
+}
+
+/** Read-only queries for `ferry status`, the API and `ferry dlq`; safe on a read-only connection. */
+export function queryStatus(db: Database.Database, now = Date.now()) {
+  const agg = db.prepare('SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes, min(id) AS first FROM readings').get() as { rows: number; bytes: number; first: number | null }
+  const sinks = (db.prepare('SELECT * FROM sink_state ORDER BY name').all() as Array<Record<string, unknown>>).map((s): SinkBacklog => {
+    const cursor = s.cursor as number
+    const backlog = db.prepare('SELECT count(*) AS n, min(received_at) AS oldest FROM readings WHERE id > ?').get(cursor) as { n: number; oldest: number | null }
+    return {
+      name: s.name as string,
+      cursor,
+      rows: backlog.n,
+      oldestAgeMs: backlog.oldest === null ? null : now - backlog.oldest,
+      sentTotal: s.sent_total as number,
+      rejectedTotal: s.rejected_total as number,
+      lastOkAt: (s.last_ok_at as number | null) ?? null,
+      lastErrorCode: (s.last_error_code as string | null) ?? null,
+      lastError: (s.last_error as string | null) ?? null,
+      lastErrorAt: (s.last_error_at as number | null) ?? null,
+    }
+  })
+  const drops = db.prepare('SELECT device, count FROM drops ORDER BY device').all() as Array<{ device: string; count: number }>
+  const dead = db.prepare('SELECT source, count(*) AS n FROM dead_letters WHERE requeued_at IS NULL GROUP BY source ORDER BY source').all() as Array<{ source: string; n: number }>
+  const meta = Object.fromEntries((db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((m) => [m.key, JSON.parse(m.value) as unknown]))
+  return {
+    buffered: { rows: agg.rows, bytes: agg.bytes },
+    sinks,
+    dropped: { total: drops.reduce((a, d) => a + d.count, 0), byDevice: Object.fromEntries(drops.map((d) => [d.device, d.count])) },
+    deadLetters: { total: dead.reduce((a, d) => a + d.n, 0), bySource: Object.fromEntries(dead.map((d) => [d.source, d.n])) },
+    meta,
+  }
+}
+
+export type BufferStatus = ReturnType<typeof queryStatus>
+
+/** Dead letters, newest first. */
+export function listDeadLetters(db: Database.Database, opts: { limit?: number; source?: string; includeRequeued?: boolean } = {}): DeadLetter[] {
+  const rows = db
+    .prepare(
+      `SELECT id, at, source, topic, device, reading_id AS readingId, reason, payload, requeued_at AS requeuedAt FROM dead_letters
+       WHERE (? IS NULL OR source = ?) AND (? OR requeued_at IS NULL) ORDER BY id DESC LIMIT ?`,
+    )
+    .all(opts.source ?? null, opts.source ?? null, opts.includeRequeued ? 1 : 0, opts.limit ?? 100) as Array<Omit<DeadLetter, 'payload'> & { payload: Buffer }>
+  return rows.map((r) => ({ ...r, payload: r.payload.toString('utf8') }))
+}

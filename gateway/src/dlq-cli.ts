@@ -1,0 +1,79 @@
+import { existsSync } from 'node:fs'
+import { parseCli } from '../../common/src/cli-args.js'
+import { UsageError } from '../../common/src/errors.js'
+import { openBuffer } from './buffer/open.js'
+import { listDeadLetters, RingBuffer } from './buffer/ring-buffer.js'
+import { toIngestItem } from './ingest/handlers/index.js'
+
+const HELP = `usage: ferry dlq list [--db <path>] [--source ingest|sink:<name>] [--limit N] [--json]
+       ferry dlq requeue <id>... [--db <path>]
+
+Dead letters are messages the gateway could not store as readings (bad JSON, out-of-range values,
+unknown topics; source "ingest") and readings a sink refused (source "sink:<name>"), each with the
+reason and the raw bytes. "requeue" feeds a dead letter through ingest validation again (after you
+fixed what was wrong, e.g. a field type conflict in InfluxDB); it becomes a new reading that every
+sink receives, with its original point time when the device sent "ts". Run requeue while the gateway
+is stopped or accept that it may briefly wait for the database lock.
+--db defaults to $FERRY_DB or ./ferry-buffer.db.`
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals, help } = parseCli(argv, {
+    db: { type: 'string' },
+    source: { type: 'string' },
+    limit: { type: 'string', default: '100' },
+    json: { type: 'boolean' },
+  }, HELP)
+  if (help) {
+    process.stdout.write(HELP + '\n')
+    return 0
+  }
+  const [action, ...ids] = positionals
+  const path = values.db ?? process.env.FERRY_DB ?? 'ferry-buffer.db'
+  if (!existsSync(path)) throw new UsageError(`no buffer database at ${path}; pass --db or set FERRY_DB`)
+  if (action === 'list') {
+    const { db } = openBuffer(path, { readonly: true })
+    try {
+      const rows = listDeadLetters(db, { limit: Number(values.limit), source: values.source })
+      if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n')
+      else for (const r of rows) process.stdout.write(`${r.id}\t${new Date(r.at).toISOString()}\t${r.source}\t${r.topic ?? '-'}\t${r.reason}\t${r.payload.slice(0, 120)}\n`)
+      return 0
+    } finally {
+      db.close()
+    }
+  }
+  if (action === 'requeue') {
+    if (ids.length === 0 || ids.some((i) => !/^\d+$/.test(i))) throw new UsageError('requeue needs one or more numeric dead-letter ids (see "ferry dlq list")')
+    const { db } = openBuffer(path)
+    try {
+      const buffer = new RingBuffer(db, { maxRows: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER, dedupWindowMs: 0, maxEvents: Number.MAX_SAFE_INTEGER })
+      const get = db.prepare('SELECT id, topic, payload, reading_id AS readingId FROM dead_letters WHERE id = ? AND requeued_at IS NULL')
+      const mark = db.prepare('UPDATE dead_letters SET requeued_at = ? WHERE id = ?')
+      let ok = 0
+      for (const id of ids.map(Number)) {
+        const dl = get.get(id) as { id: number; topic: string | null; payload: Buffer; readingId: number | null } | undefined
+        if (!dl) {
+          process.stderr.write(`dead letter ${id}: not found or already requeued\n`)
+          continue
+        }
+        const item = toIngestItem(dl.topic ?? '', dl.payload, Date.now(), Number.MAX_SAFE_INTEGER)
+        if (item.type === 'dead') {
+          process.stderr.write(`dead letter ${id}: still invalid: ${item.reason}\n`)
+          continue
+        }
+        db.transaction(() => {
+          // A sink-refused reading may still sit in the buffer (kept for dedupe): replace it so it is
+          // stored again with a new id that every sink's cursor has not passed.
+          if (item.type === 'reading') db.prepare('DELETE FROM readings WHERE device = ? AND boot = ? AND seq = ?').run(item.device, item.boot, item.seq)
+          buffer.ingest([item])
+          mark.run(Date.now(), id)
+        })()
+        ok++
+      }
+      process.stdout.write(`requeued ${ok} of ${ids.length}\n`)
+      return ok === ids.length ? 0 : 1
+    } finally {
+      db.close()
+    }
+  }
+  throw new UsageError(`unknown action ${JSON.stringify(action ?? '')}\n\n${HELP}`)
+}

@@ -1,0 +1,229 @@
+import pRetry, { AbortError } from 'p-retry'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from '../../../common/src/logger.js'
+import type { RingBuffer } from '../buffer/ring-buffer.js'
+import type { Sink, Stored, WriteResult } from '../sinks/types.js'
+
+export interface DrainerOptions {
+  sink: Sink
+  buffer: RingBuffer
+  log: Logger
+  /** Backoff bounds for network errors, 5xx and other retryable answers (p-retry, with jitter). */
+  retryMinMs: number
+  retryMaxMs: number
+  /** Longest pause a server's Retry-After may impose. */
+  retryAfterCapMs: number
+  /** How often progress is logged (and stored for `ferry status`) while a backlog drains. */
+  progressEveryMs: number
+  /** Called after each settled batch and on state changes (metrics, API). */
+  onEvent?: (e: DrainEvent) => void
+}
+
+export type DrainerState = 'starting' | 'idle' | 'sending' | 'retrying' | 'stopped-auth' | 'stopped'
+
+export type DrainEvent =
+  | { type: 'settled'; sink: string; accepted: number; rejected: number; ms: number }
+  | { type: 'error'; sink: string; errorClass: string; message: string }
+  | { type: 'state'; sink: string; state: DrainerState }
+
+export interface Progress {
+  rowsLeft: number
+  ratePerS: number
+  etaS: number | null
+  at: number
+}
+
+/** A failed attempt that p-retry should retry, carrying what the server said. */
+class RetryableWrite extends Error {
+  constructor(
+    readonly errorClass: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message)
+  }
+}
+
+/**
+ * One drainer per sink: reads from the sink's cursor, sends batches oldest first, and moves the cursor
+ * only over what the sink accepted or permanently rejected (`RingBuffer.settle`). A failing sink only
+ * ever waits in its own loop, so it cannot hold back ingest or the other sinks.
+ *
+ * - Transport errors and retryable answers (429, 5xx, ...) retry with exponential backoff and jitter
+ *   (p-retry), and never give up; Retry-After is honoured up to `retryAfterCapMs`.
+ * - 401/403 stop this sink, record the alert (status, log at ERROR, metric) and keep buffering; the
+ *   backlog drains after the credentials are fixed and the gateway restarted.
+ */
+export class Drainer {
+  state: DrainerState = 'starting'
+  lastError: { class: string; message: string; at: number } | undefined
+  progress: Progress | undefined
+  private readonly abort = new AbortController()
+  private wake: (() => void) | undefined
+  private loop: Promise<void> | undefined
+  private readonly log: Logger
+
+  constructor(private readonly o: DrainerOptions) {
+    this.log = o.log.child({ component: 'drain', sink: o.sink.name })
+    o.buffer.ensureSink(o.sink.name)
+  }
+
+  get name(): string {
+    return this.o.sink.name
+  }
+
+  start(): void {
+    this.loop ??= this.run().catch((err) => {
+      this.log.error({ err }, 'drainer stopped unexpectedly')
+    })
+  }
+
+  /** New readings were committed: wake the loop if it is idle. */
+  notify(): void {
+    this.wake?.()
+  }
+
+  /** Stops after the write in flight (aborted) and closes the sink. */
+  async stop(): Promise<void> {
+    this.abort.abort()
+    this.wake?.()
+    await this.loop
+    await this.o.sink.close()
+    this.setState('stopped')
+  }
+
+  private setState(s: DrainerState): void {
+    if (this.state === s) return
+    this.state = s
+    this.o.onEvent?.({ type: 'state', sink: this.name, state: s })
+  }
+
+  private fail(errorClass: string, message: string): void {
+    this.lastError = { class: errorClass, message, at: Date.now() }
+    this.o.buffer.recordSinkError(this.name, errorClass, message)
+    this.o.onEvent?.({ type: 'error', sink: this.name, errorClass, message })
+  }
+
+  private async idle(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms)
+      function done() {
+        clearTimeout(t)
+        resolve()
+      }
+      this.wake = done
+      this.abort.signal.addEventListener('abort', done, { once: true })
+    })
+    this.wake = undefined
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal
+    const { sink } = this.o
+    if (sink.resume) {
+      await this.retrying(() => sink.resume!(signal).then(() => undefined))
+    }
+    let lastProgress = 0
+    let sentSinceProgress = 0
+    while (!signal.aborted) {
+      const batch = this.o.buffer.read(sink.name, sink.maxBatch)
+      if (batch.length === 0) {
+        this.setState('idle')
+        this.progress = undefined
+        this.o.buffer.prune()
+        await this.idle(1000)
+        continue
+      }
+      this.setState('sending')
+      const started = performance.now()
+      const result = await this.retrying(() => this.attempt(batch, signal))
+      if (result === undefined) break // aborted or auth failure
+      const r = this.o.buffer.settle(sink.name, batch, result)
+      sentSinceProgress += r.advanced
+      this.o.onEvent?.({ type: 'settled', sink: sink.name, accepted: r.accepted, rejected: r.rejected, ms: performance.now() - started })
+      if (r.rejected > 0) this.log.warn({ rejected: r.rejected, reason: result.rejected[0]?.reason }, 'sink rejected readings; moved them to dead letters')
+      if (r.advanced > 0 && this.lastError) {
+        this.lastError = undefined
+        this.o.buffer.recordSinkError(sink.name, null, null)
+      }
+      const now = Date.now()
+      if (now - lastProgress >= this.o.progressEveryMs) {
+        this.reportProgress(sentSinceProgress, now - lastProgress, lastProgress === 0)
+        lastProgress = now
+        sentSinceProgress = 0
+        this.o.buffer.prune()
+      }
+    }
+  }
+
+  private reportProgress(sent: number, elapsedMs: number, first: boolean): void {
+    const rowsLeft = this.o.buffer.backlogEstimate(this.name)
+    const ratePerS = first || elapsedMs <= 0 ? 0 : (sent * 1000) / elapsedMs
+    this.progress = { rowsLeft, ratePerS: Math.round(ratePerS), etaS: ratePerS > 0 ? Math.round(rowsLeft / ratePerS) : null, at: Date.now() }
+    this.o.buffer.setMeta(`progress:${this.name}`, this.progress)
+    if (rowsLeft > 0 && !first) this.log.info(this.progress, 'draining backlog')
+  }
+
+  /** One write; retryable outcomes throw so p-retry backs off; auth failures stop the sink. */
+  private async attempt(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult> {
+    let result: WriteResult
+    try {
+      result = await this.o.sink.write(batch, signal)
+    } catch (err) {
+      if (signal.aborted) throw new AbortError('stopping')
+      const e = err as Error & { code?: string }
+      throw new RetryableWrite('network', `${e.code ? e.code + ': ' : ''}${e.message}`)
+    }
+    if (result.authError) {
+      throw new AbortError(Object.assign(new Error(result.authError), { auth: true }))
+    }
+    const settled = new Set([...result.accepted, ...result.rejected.map((r) => r.id)])
+    if (batch.length > 0 && !settled.has(batch[0]!.id)) {
+      throw new RetryableWrite(result.errorClass ?? 'retryable', result.errorMessage ?? 'the sink asked to retry', result.retryAfterMs)
+    }
+    return result
+  }
+
+  /** Runs `fn` until it succeeds; undefined when stopping or when the sink refused our credentials. */
+  private async retrying<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    const signal = this.abort.signal
+    for (;;) {
+      try {
+        return await pRetry(fn, {
+          retries: Number.MAX_SAFE_INTEGER,
+          minTimeout: this.o.retryMinMs,
+          maxTimeout: this.o.retryMaxMs,
+          factor: 2,
+          randomize: true,
+          signal,
+          onFailedAttempt: async ({ error, attemptNumber }) => {
+            const e = error as RetryableWrite
+            this.setState('retrying')
+            this.fail(e.errorClass ?? 'error', e.message)
+            // One line per failure would flood the log during a long outage: the first and then every 10th.
+            if (attemptNumber === 1 || attemptNumber % 10 === 0) {
+              this.log.warn({ attempt: attemptNumber, errorClass: e.errorClass, err: { message: e.message } }, 'sink write failed; will retry, data stays buffered')
+            }
+            if (e.retryAfterMs !== undefined && e.retryAfterMs > 0) {
+              await sleep(Math.min(e.retryAfterMs, this.o.retryAfterCapMs), undefined, { signal }).catch(() => undefined)
+            }
+          },
+        })
+      } catch (err) {
+        if (signal.aborted) return undefined
+        const e = err as Error & { auth?: boolean }
+        if (e.auth) {
+          this.fail('auth', e.message)
+          this.setState('stopped-auth')
+          this.log.error({ err: { message: e.message } }, 'sink refused the credentials; this sink is stopped, data stays buffered. Fix the credentials and restart the gateway')
+          return undefined
+        }
+        // p-retry does not retry programming errors (TypeError); still keep the data and try later.
+        this.fail('internal', e.message)
+        this.log.error({ err }, 'sink failed unexpectedly; retrying later, data stays buffered')
+        await this.idle(this.o.retryMaxMs)
+        if (signal.aborted) return undefined
+      }
+    }
+  }
+}

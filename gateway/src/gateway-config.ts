@@ -1,0 +1,25 @@
+import { Type, type Static } from 'typebox'
+import { describeSchema, loadEnv } from '../../common/src/config/env.js'
+import { coreConfigSchema } from './config.js'
+import { sinksConfigSchema } from './sinks/registry.js'
+import { apiConfigSchema } from './api/config.js'
+
+/** Everything `ferry gateway` reads: core (MQTT, buffer, ingest, drain), every sink, the HTTP API. */
+export const gatewayConfigSchema = Type.Object({
+  ...coreConfigSchema.properties,
+  ...sinksConfigSchema.properties,
+  ...apiConfigSchema.properties,
+})
+
+export type GatewayConfig = Static<typeof gatewayConfigSchema>
+
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, dotenvPath?: string): GatewayConfig {
+  return loadEnv<GatewayConfig>(gatewayConfigSchema, { env, dotenvPath })
+}
+
+/** The configuration table as plain text, for --help. */
+export function gatewayConfigHelp(): string {
+  return describeSchema(gatewayConfigSchema)
+    .map((r) => `  ${r.name}  [${r.type.replaceAll('\\|', '|')}] default: ${r.default}\n      ${r.description}`)
+    .join('\n')
+}

@@ -1,0 +1,44 @@
+import type { DeadIn, ReadingIn } from '../../buffer/ring-buffer.js'
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER
+
+function isUint(v: unknown, max = MAX_SAFE): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max
+}
+
+/**
+ * Validates `{"seq": uint, "boot": uint, "ts"?: epoch ms, "pot": 0..4095, "switch": 0|1, "led"?: 0..100}`.
+ * Extra fields are allowed (newer firmware) and kept in the raw payload. Returns the reading, or a
+ * dead letter whose reason names the first field that is wrong and what was expected.
+ */
+export function handleTelemetry(topic: string, device: string, payload: Buffer, receivedAt: number, maxBytes: number): ReadingIn | DeadIn {
+  const dead = (reason: string): DeadIn => ({ type: 'dead', topic, device, reason, payload, receivedAt })
+  if (payload.length > maxBytes) return dead(`payload is ${payload.length} bytes, more than FERRY_INGEST_MAX_PAYLOAD_BYTES=${maxBytes}`)
+  let v: unknown
+  try {
+    v = JSON.parse(payload.toString('utf8'))
+  } catch (err) {
+    return dead(`not JSON: ${(err as Error).message}`)
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return dead('telemetry must be a JSON object')
+  const o = v as Record<string, unknown>
+  if (!isUint(o.seq)) return dead('"seq" must be an unsigned integer')
+  if (!isUint(o.boot)) return dead('"boot" must be an unsigned integer')
+  if (!isUint(o.pot, 4095)) return dead('"pot" must be an integer 0..4095')
+  if (o.switch !== 0 && o.switch !== 1) return dead('"switch" must be 0 or 1')
+  if (o.led !== undefined && !isUint(o.led, 100)) return dead('"led" must be an integer 0..100 when present')
+  if (o.ts !== undefined && !isUint(o.ts)) return dead('"ts" must be epoch milliseconds when present')
+  return {
+    type: 'reading',
+    topic,
+    device,
+    boot: o.boot,
+    seq: o.seq,
+    tsMs: o.ts as number | undefined,
+    receivedAt,
+    pot: o.pot,
+    switch: o.switch,
+    led: (o.led as number | undefined) ?? null,
+    payload,
+  }
+}
