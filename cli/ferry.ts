@@ -11,6 +11,10 @@ type Runner = (argv: string[]) => Promise<number>
 const commands: Record<string, { summary: string; load: () => Promise<{ run: Runner }> }> = {
   pki: { summary: 'certificate authority for the broker, gateway and devices', load: () => import('../common/src/pki/cli.js') },
   broker: { summary: 'run the system mosquitto with the repo config and a PKI folder', load: () => import('../common/src/broker/cli.js') },
+  gateway: { summary: 'ingest MQTT into the SQLite buffer and drain it to the sinks', load: () => import('../gateway/src/cli.js') },
+  status: { summary: 'show buffer depth, backlog per sink, drops and errors (read-only)', load: () => import('../gateway/src/status-cli.js') },
+  dlq: { summary: 'list or re-queue dead letters', load: () => import('../gateway/src/dlq-cli.js') },
+  config: { summary: 'print the configuration reference (every FERRY_* variable)', load: () => import('../gateway/src/config-cli.js') },
 }
 
 function usage(): string {
