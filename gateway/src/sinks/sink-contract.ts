@@ -1,0 +1,149 @@
+/**
+ * The suite every sink runs (MQTT.js `abstract_store`, Telegraf `buffer_suite_test`): the same
+ * claims against InfluxDB (a real influxd), ThingSpeak (its fake) and the file sink. Each sink's own
+ * test file runs `sinkContract(t, factory)` and then adds its failure modes.
+ *
+ * The factory builds a fresh sink and destination for each claim and tells the suite how to read
+ * back what the destination holds, reduced to what every destination can store: device, pot,
+ * switch, led and the point time (at the destination's time resolution).
+ */
+import type { Test } from 'tap'
+import type { Sink, Stored } from './types.js'
+
+/** One reading as the destination holds it. */
+export interface Delivered {
+  device: string
+  pot: number
+  switch: number
+  /** null when the destination holds no LED value for the point. */
+  led: number | null
+  /** Point time in ms, floored to the destination's resolution. */
+  timeMs: number
+}
+
+export interface ContractTarget {
+  sink: Sink
+  /** What the destination holds now, oldest first. */
+  delivered(): Promise<Delivered[]>
+}
+
+export interface ContractOptions {
+  /** Time resolution of the destination (ThingSpeak keeps whole seconds). Default 1 ms. */
+  timeResolutionMs?: number
+  /**
+   * Whether re-sending an accepted batch leaves the destination unchanged. True for InfluxDB
+   * (overwrite) and ThingSpeak (the sink skips what the channel holds); false for an append-only file.
+   */
+  idempotentReplay?: boolean
+}
+
+/** First point time used by `makeRows`: 2026-01-01T00:00:00.000123Z, µs part included on purpose. */
+export const CONTRACT_START_US = Date.UTC(2026, 0, 1) * 1000 + 123
+
+/**
+ * Readings for tests: ids from `firstId`, devices round-robin, one per `spacingMs` (default 60 s,
+ * so each reading falls in its own ThingSpeak aggregation window), strictly increasing times.
+ */
+export function makeRows(n: number, opts: { firstId?: number; devices?: string[]; startUs?: number; spacingMs?: number } = {}): Stored[] {
+  const devices = opts.devices ?? ['dev1', 'dev2']
+  const first = opts.firstId ?? 1
+  const start = opts.startUs ?? CONTRACT_START_US
+  const spacingUs = (opts.spacingMs ?? 60_000) * 1000
+  return Array.from({ length: n }, (_, i) => {
+    const device = devices[i % devices.length] as string
+    const seq = Math.floor(i / devices.length) + 1
+    const tsUs = start + i * spacingUs
+    return {
+      id: first + i,
+      device,
+      boot: 1,
+      seq,
+      tsUs,
+      receivedAt: Math.floor(tsUs / 1000),
+      pot: (i * 37) % 4096,
+      switch: (i % 2) as 0 | 1,
+      led: i % 3 === 0 ? null : (i * 7) % 101,
+      payload: '{}',
+    }
+  })
+}
+
+/** What a destination should hold for `rows`. */
+export function expected(rows: readonly Stored[], resolutionMs = 1): Delivered[] {
+  return rows.map((r) => ({
+    device: r.device,
+    pot: r.pot,
+    switch: r.switch,
+    led: r.led,
+    timeMs: Math.floor(r.tsUs / 1000 / resolutionMs) * resolutionMs,
+  }))
+}
+
+/** Runs the shared claims as subtests of `t`. */
+export function sinkContract(t: Test, factory: (t: Test) => Promise<ContractTarget>, opts: ContractOptions = {}): void {
+  const res = opts.timeResolutionMs ?? 1
+  const signal = () => new AbortController().signal
+
+  t.test('contract: delivers a batch in order and accepts exactly its ids', async (t) => {
+    const { sink, delivered } = await factory(t)
+    const rows = makeRows(10)
+    const r = await sink.write(rows, signal())
+    t.same(r.accepted, rows.map((x) => x.id), 'accepted ids are the batch, in order')
+    t.same(r.rejected, [])
+    t.same(r.retryable, [])
+    t.notOk(r.authError)
+    t.same(await delivered(), expected(rows, res))
+  })
+
+  t.test('contract: consecutive batches land after each other', async (t) => {
+    const { sink, delivered } = await factory(t)
+    const a = makeRows(6)
+    const b = makeRows(6, { firstId: 7, startUs: CONTRACT_START_US + 6 * 60_000_000 })
+    t.same((await sink.write(a, signal())).accepted, a.map((x) => x.id))
+    t.same((await sink.write(b, signal())).accepted, b.map((x) => x.id))
+    t.same(await delivered(), expected([...a, ...b], res))
+  })
+
+  t.test('contract: an empty batch settles nothing and sends nothing', async (t) => {
+    const { sink, delivered } = await factory(t)
+    const r = await sink.write([], signal())
+    t.same(r.accepted, [])
+    t.same(r.rejected, [])
+    t.same(r.retryable, [])
+    t.same(await delivered(), [])
+  })
+
+  if (opts.idempotentReplay ?? true) {
+    t.test('contract: re-sending an accepted batch leaves the destination unchanged', async (t) => {
+      const { sink, delivered } = await factory(t)
+      const rows = makeRows(8)
+      await sink.write(rows, signal())
+      const before = await delivered()
+      const again = await sink.write(rows, signal())
+      t.same(again.accepted, rows.map((x) => x.id), 'the replay is accepted, so the drainer moves on')
+      t.same(await delivered(), before, 'no duplicates, no changes')
+    })
+  }
+
+  t.test('contract: a write with an aborted signal rejects and delivers nothing', async (t) => {
+    const { sink, delivered } = await factory(t)
+    const ac = new AbortController()
+    ac.abort(new Error('stopping'))
+    await t.rejects(sink.write(makeRows(3), ac.signal))
+    t.same(await delivered(), [])
+  })
+
+  t.test('contract: maxBatch is a positive integer and the name is set', async (t) => {
+    const { sink } = await factory(t)
+    t.ok(Number.isInteger(sink.maxBatch) && sink.maxBatch > 0, `maxBatch ${sink.maxBatch}`)
+    t.match(sink.name, /^[a-z]+$/)
+  })
+
+  t.test('contract: close is idempotent', async (t) => {
+    const { sink } = await factory(t)
+    await sink.write(makeRows(2), signal())
+    await sink.close()
+    await sink.close()
+    t.pass('closed twice')
+  })
+}
