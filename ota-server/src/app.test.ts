@@ -20,7 +20,7 @@ interface Fixture {
   app(deps?: Partial<OtaAppDeps>): Promise<FastifyInstance>
 }
 
-async function fixture(t: Tap.Test): Promise<Fixture> {
+async function fixture(t: { teardown(fn: () => unknown): void }): Promise<Fixture> {
   const root = tempDir(t)
   const dir = join(root, 'ota')
   const image = randomBytes(100_000)
@@ -46,13 +46,6 @@ async function fixture(t: Tap.Test): Promise<Fixture> {
       t.teardown(() => app.close())
       return app
     },
-  }
-}
-
-declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Tap {
-    type Test = Parameters<Parameters<typeof t.test>[1]>[0]
   }
 }
 
