@@ -75,6 +75,8 @@ interface ParsedLine {
 
 export class FakeInflux {
   readonly requests: RecordedRequest[] = []
+  /** TCP connections accepted so far (keep-alive reuse shows as 1 for many requests). */
+  connectionCount = 0
   private readonly store = new Map<string, FakePoint>()
   private readonly fieldTypes = new Map<string, FieldType>()
   private readonly faults: FakeFault[] = []
@@ -89,6 +91,7 @@ export class FakeInflux {
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res)
     this.server = this.opts.tls ? createHttpsServer(this.opts.tls, handler) : createHttpServer(handler)
     this.server.on('connection', (s: Socket) => {
+      this.connectionCount++
       this.sockets.add(s)
       s.on('close', () => this.sockets.delete(s))
     })
