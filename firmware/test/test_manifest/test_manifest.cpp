@@ -95,6 +95,16 @@ TEST_SUITE("ota") {
     CHECK(c.keyid == new_key.keyid());
   }
 
+  TEST_CASE("ignores entries by unknown keys, whatever their signature holds") {
+    TestSigner s, stranger;
+    std::string payload = ManifestFields{}.json();
+    std::string env = "{\"payload\":\"" + fakes::b64(payload) + "\",\"signatures\":[{\"keyid\":\"" +
+                      stranger.keyid() + "\",\"sig\":\"not*base64\"}," +
+                      fakes::sign_envelope(s, payload).substr(fakes::sign_envelope(s, payload).find("[{") + 1);
+    auto c = check(env, s);
+    CHECK_MESSAGE(c.reject == OtaReject::None, c.detail);
+  }
+
   TEST_CASE("rejects malformed envelopes before touching crypto") {
     TestSigner s;
     std::string payload = ManifestFields{}.json();

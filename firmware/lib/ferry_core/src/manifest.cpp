@@ -106,41 +106,54 @@ OtaReject verify_envelope(std::string_view envelope_json, const PublicKey* const
   if (bytes.empty() || bytes.size() > kMaxPayloadBytes) {
     return fail(M, detail, "payload must be 1.." + u64s(kMaxPayloadBytes) + " bytes");
   }
-  // Shape first, for every entry: a malformed entry makes the whole envelope malformed, even if
-  // another entry would verify. Then signatures.
-  struct Entry { std::string keyid; std::vector<uint8_t> sig; };
-  std::vector<Entry> entries;
+  // Every entry must be {keyid: 64 lower-case hex, sig: 1..200 characters}. Signatures are decoded
+  // only for trusted keyids, and there strictly: an entry by an unknown key (a rotated-out or future
+  // release key) is ignored whatever its sig holds. Same rules as verifyEnvelopeSignature() in
+  // ota-server/src/manifest/verify.ts, so both verifiers agree on every envelope.
   for (const auto& s : sigs->items) {
-    if (!s.is(json::Type::Object) || !only_keys(s, {"keyid", "sig"}, unknown)) {
-      return fail(M, detail, "a signature entry is not {\"keyid\", \"sig\"}");
-    }
     const json::Value* keyid = s.get("keyid");
     const json::Value* sig = s.get("sig");
-    if (!keyid || !keyid->is(json::Type::String) || !is_lower_hex(keyid->text, 64)) {
+    if (!s.is(json::Type::Object) || !only_keys(s, {"keyid", "sig"}, unknown) || !keyid || !sig) {
+      return fail(M, detail, "a signature entry is not {\"keyid\", \"sig\"}");
+    }
+    if (!keyid->is(json::Type::String) || !is_lower_hex(keyid->text, 64)) {
       return fail(M, detail, "a signature keyid is not 64 lower-case hex digits");
     }
-    Entry e;
-    e.keyid = keyid->text;
-    if (!sig || !sig->is(json::Type::String) || !base64_decode(sig->text, e.sig) || e.sig.empty()) {
-      return fail(M, detail, "a signature is not canonical base64");
+    if (!sig->is(json::Type::String) || sig->text.empty() || sig->text.size() > 200) {
+      return fail(M, detail, "a signature is not a string of 1..200 characters");
     }
-    entries.push_back(std::move(e));
   }
   bool known_key = false;
-  for (const auto& e : entries) {
+  std::string verified_by;
+  std::vector<std::string> verified;  // keyids that already verified; their further entries are skipped
+  for (const auto& s : sigs->items) {
+    const std::string& keyid = s.get("keyid")->text;
     for (std::size_t k = 0; k < n_trusted; ++k) {
-      if (!trusted[k] || !trusted[k]->loaded() || trusted[k]->keyid() != e.keyid) continue;
+      if (!trusted[k] || !trusted[k]->loaded() || trusted[k]->keyid() != keyid) continue;
       known_key = true;
-      if (trusted[k]->verify(bytes.data(), bytes.size(), e.sig.data(), e.sig.size())) {
-        out.bytes = std::move(bytes);
-        out.keyid = e.keyid;
-        return OtaReject::None;
+      bool done = false;
+      for (const auto& v : verified) done = done || v == keyid;
+      if (done) continue;
+      std::vector<uint8_t> sig;
+      if (!base64_decode(s.get("sig")->text, sig)) {
+        return fail(M, detail, "the signature of key " + keyid.substr(0, 16) + "... is not canonical base64");
+      }
+      if (trusted[k]->verify(bytes.data(), bytes.size(), sig.data(), sig.size())) {
+        verified.push_back(keyid);
+        if (verified_by.empty()) verified_by = keyid;
       }
     }
   }
+  if (!verified_by.empty()) {
+    out.bytes = std::move(bytes);
+    out.keyid = verified_by;
+    return OtaReject::None;
+  }
   return fail(OtaReject::BadSignature, detail,
-              known_key ? "the signature by the trusted release key does not verify over the payload"
-                        : "no signature is by a trusted release key (keyid " + entries.front().keyid + ")");
+              known_key ? "the signature by the trusted release key does not verify over the payload; the envelope "
+                          "was altered or signed with another key"
+                        : "no signature is by a trusted release key (envelope keyid " +
+                              sigs->items.front().get("keyid")->text.substr(0, 16) + "...); was it signed with another key?");
 }
 
 OtaReject parse_manifest(const uint8_t* bytes, std::size_t len, Manifest& out, std::string* detail) {
