@@ -70,4 +70,25 @@ export const migrations: readonly string[] = [
   -- Small facts that must survive restarts (recoveries, last error).
   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
   `,
+  // 2: LED commands (TalkBack, API, dashboard) and what became of them; see commands/store.ts
+  `
+  CREATE TABLE commands (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    cmd          TEXT    NOT NULL UNIQUE, -- id sent to the device in led/set and echoed in led/state
+    source       TEXT    NOT NULL,        -- 'api' | 'talkback'
+    source_ref   TEXT,                    -- e.g. the TalkBack command id
+    raw          TEXT,                    -- the command as received, for the audit trail
+    device       TEXT,                    -- null when the command could not be read
+    brightness   INTEGER,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER,
+    state        TEXT    NOT NULL,        -- pending|published|confirmed|superseded|expired|rejected|failed
+    reason       TEXT,
+    published_at INTEGER,
+    confirmed_at INTEGER,
+    confirmed_brightness INTEGER,
+    cleared_at   INTEGER                  -- when the retained led/set was removed from the broker
+  );
+  CREATE INDEX commands_device ON commands (device, seq);
+  `,
 ]
