@@ -60,10 +60,11 @@ RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /us
 WORKDIR /app
 # Owned by root and read-only to the service user: a compromised process cannot rewrite its own code.
 COPY --from=build /out/ ./
-# /var/lib/ferry holds the buffer database (a named volume inherits this ownership on first use);
-# /run/ferry/pki and /srv/ferry/ota are mount points for read-only bind mounts.
-RUN mkdir -p /var/lib/ferry /run/ferry/pki /srv/ferry/ota \
- && chown node:node /var/lib/ferry \
+# Writable state goes to named volumes, which inherit this ownership when first created:
+# /var/lib/ferry (the buffer database) and /srv/ferry/ota (OTA reports; releases/ and images/ are
+# read-only bind mounts over it). /run/ferry/pki is the mount point for the certificates.
+RUN mkdir -p /var/lib/ferry /srv/ferry/ota /run/ferry/pki \
+ && chown node:node /var/lib/ferry /srv/ferry/ota \
  && chmod 0700 /var/lib/ferry
 # The base image's unprivileged `node` user (uid/gid 1000), numeric so that runtimes which insist on a
 # non-root user (Kubernetes runAsNonRoot) can verify it.
