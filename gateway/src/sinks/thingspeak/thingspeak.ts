@@ -1,0 +1,255 @@
+/**
+ * ThingSpeak sink: `POST /channels/<id>/bulk_update.json` (cloud-apis.md §1.4) with one entry per
+ * device per aggregation window (rule in aggregate.ts and the README), one channel for all devices
+ * or one per device.
+ *
+ * Account limits are enforced here, not discovered by being refused:
+ * - bulk calls to one channel are at least `FERRY_THINGSPEAK_INTERVAL_MS` apart (measured from the
+ *   previous answer), waited out inside `write` with the injectable clock;
+ * - at most `FERRY_THINGSPEAK_MAX_ENTRIES` entries per call; the rest of the batch stays retryable;
+ * - 429 → retryable after Retry-After (or one interval: ThingSpeak documents no header);
+ *   402 (yearly quota spent) → retryable with class `quota_exhausted` and a long pause; data kept.
+ *
+ * Exactly once as far as ThingSpeak can tell: it does not overwrite a repeated `created_at`, so a
+ * replay must not re-send. In a run, delivered row ids are remembered; after a restart `resume()`
+ * reads the channel's last entry and rows at or before that second count as delivered.
+ */
+import { classifyHttp, type HttpVerdict } from '../../drain/classify-http.js'
+import { writeBisecting } from '../bisect.js'
+import { resolveDeps, type SinkDeps } from '../deps.js'
+import { HttpClient } from '../http.js'
+import type { Sink, Stored, WriteResult } from '../types.js'
+import { aggregate, isoSeconds, secondOf, type Entry } from './aggregate.js'
+import { channelMap, type ChannelTarget, type ThingSpeakConfig } from './config.js'
+
+type RowState = { kind: 'ok' } | { kind: 'rejected'; reason: string } | { kind: 'pending' }
+
+/** The ThingSpeak sink. Build it with `createThingSpeakSink`. */
+export class ThingSpeakSink implements Sink {
+  readonly name = 'thingspeak'
+  readonly maxBatch: number
+  private readonly http: HttpClient
+  private readonly deps: Required<SinkDeps>
+  private readonly byDevice: Map<string, ChannelTarget>
+  private readonly fallback: ChannelTarget | undefined
+  /** Channel → time of the previous bulk answer (the 15 s rule is counted from there). */
+  private readonly lastCallAt = new Map<string, number>()
+  /** Channel → newest `created_at` second the channel holds (from resume or our own writes). */
+  private readonly held = new Map<string, number>()
+  /** Channel → newest second found by `resume`: older rows count as already delivered. */
+  private readonly resumeHeld = new Map<string, number>()
+  /** Row ids delivered in this run, so a replay of a partly settled batch never re-sends them. */
+  private readonly sent = new Set<number>()
+  /** Row ids ThingSpeak refused in this run, with the reason (no need to ask again). */
+  private readonly refused = new Map<number, string>()
+  private closed = false
+
+  constructor(private readonly cfg: ThingSpeakConfig, deps: SinkDeps = {}) {
+    const m = channelMap(cfg)
+    this.byDevice = m.byDevice
+    this.fallback = m.fallback
+    this.maxBatch = cfg.FERRY_THINGSPEAK_BATCH_SIZE
+    this.deps = resolveDeps(deps, this.name)
+    this.http = new HttpClient({ url: cfg.FERRY_THINGSPEAK_URL, timeoutMs: cfg.FERRY_THINGSPEAK_TIMEOUT_MS, label: 'ThingSpeak', connections: 1 })
+  }
+
+  /**
+   * Reads each channel's last entry (`GET /channels/<id>/feeds/last.json`) so rows a crash made us
+   * send twice are skipped. Unreadable answers (private channel without a read key, empty channel)
+   * are logged and leave nothing skipped; transport errors throw (the drainer retries).
+   */
+  async resume(signal: AbortSignal): Promise<void> {
+    const targets = new Map<string, ChannelTarget>()
+    for (const t of [...this.byDevice.values(), ...(this.fallback ? [this.fallback] : [])]) targets.set(t.channelId, t)
+    for (const t of targets.values()) {
+      const res = await this.http.request({
+        method: 'GET',
+        path: `/channels/${t.channelId}/feeds/last.json`,
+        query: { api_key: t.readKey },
+        signal,
+      })
+      let createdAt: number | undefined
+      if (res.status === 200) {
+        try {
+          const j = JSON.parse(res.body) as { created_at?: unknown }
+          if (typeof j === 'object' && j && typeof j.created_at === 'string') {
+            const ms = Date.parse(j.created_at)
+            if (!Number.isNaN(ms)) createdAt = Math.floor(ms / 1000)
+          }
+        } catch {
+          // `-1` or another non-object: no entry we can use
+        }
+      }
+      if (createdAt !== undefined) {
+        this.held.set(t.channelId, Math.max(createdAt, this.held.get(t.channelId) ?? -Infinity))
+        this.resumeHeld.set(t.channelId, createdAt)
+        this.deps.log.info({ channel: t.channelId, lastEntry: isoSeconds(createdAt) }, 'thingspeak channel read; older readings count as delivered')
+      } else if (res.status === 200) {
+        this.deps.log.info({ channel: t.channelId }, 'thingspeak channel has no entries yet')
+      } else {
+        this.deps.log.warn({ channel: t.channelId, status: res.status, body: res.body.slice(0, 200) }, 'cannot read the thingspeak channel\'s last entry (set FERRY_THINGSPEAK_READ_KEY for a private channel); a replay after a crash may send entries twice')
+      }
+    }
+  }
+
+  async write(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult> {
+    signal.throwIfAborted()
+    if (batch.length === 0) return { accepted: [], retryable: [], rejected: [] }
+    this.forgetBefore((batch[0] as Stored).id)
+
+    const state = new Map<number, RowState>()
+    const toSend: Stored[] = []
+    for (const row of batch) {
+      const target = this.targetOf(row.device)
+      if (!target) {
+        state.set(row.id, { kind: 'rejected', reason: `no ThingSpeak channel for device ${row.device}; map it in FERRY_THINGSPEAK_CHANNELS or set FERRY_THINGSPEAK_CHANNEL_ID, then requeue` })
+      } else if (this.refused.has(row.id)) {
+        state.set(row.id, { kind: 'rejected', reason: this.refused.get(row.id) as string })
+      } else if (this.sent.has(row.id) || secondOf(row) <= (this.resumeHeld.get(target.channelId) ?? -Infinity)) {
+        state.set(row.id, { kind: 'ok' })
+      } else {
+        state.set(row.id, { kind: 'pending' })
+        toSend.push(row)
+      }
+    }
+
+    const byChannel = aggregate(toSend, (r) => (this.targetOf(r.device) as ChannelTarget).channelId, this.cfg.FERRY_THINGSPEAK_WINDOW_MS, (c) => this.held.get(c))
+    const order = [...byChannel.entries()].sort((a, b) => minId(a[1]) - minId(b[1]))
+    let failure: Partial<WriteResult> | undefined
+    let transportError: unknown
+    for (const [channelId, entries] of order) {
+      // One call per channel per write: it keeps a write short (one interval at most per channel).
+      const items = entries.slice(0, this.cfg.FERRY_THINGSPEAK_MAX_ENTRIES).map((entry, i) => ({ id: i, entry }))
+      let r: WriteResult
+      try {
+        r = await writeBisecting(items, (part) => this.post(channelId, part.map((x) => x.entry), signal), signal, {
+          reasonPrefix: (s) => `ThingSpeak ${s}: `,
+          maxRequests: 64,
+        })
+      } catch (err) {
+        if (signal.aborted) throw err
+        transportError = err
+        break
+      }
+      for (const i of r.accepted) {
+        const e = (items[i] as { entry: Entry }).entry
+        for (const row of e.rows) {
+          state.set(row.id, { kind: 'ok' })
+          this.sent.add(row.id)
+        }
+        this.held.set(channelId, Math.max(e.createdAtS, this.held.get(channelId) ?? -Infinity))
+      }
+      for (const { id, reason } of r.rejected) {
+        for (const row of (items[id] as { entry: Entry }).entry.rows) {
+          state.set(row.id, { kind: 'rejected', reason })
+          this.refused.set(row.id, reason)
+        }
+      }
+      if (r.retryable.length) {
+        failure = { ...pick(r), ...(r.authError ? { authError: this.authMessage(channelId, r.authError) } : {}) }
+        break
+      }
+    }
+
+    // Settled rows form a prefix in buffer order; from the first unsettled row on, all is retryable.
+    // Rows delivered after that point are remembered in `sent`, so the next write skips them.
+    const result: WriteResult = { accepted: [], retryable: [], rejected: [] }
+    let cut = false
+    for (const row of batch) {
+      const s = state.get(row.id) as RowState
+      if (!cut && s.kind === 'pending') cut = true
+      if (cut) result.retryable.push(row.id)
+      else if (s.kind === 'ok') result.accepted.push(row.id)
+      else if (s.kind === 'rejected') result.rejected.push({ id: row.id, reason: s.reason })
+    }
+    if (transportError !== undefined) {
+      if (result.accepted.length === 0 && result.rejected.length === 0) throw transportError
+      Object.assign(result, { errorClass: 'network', errorMessage: (transportError as Error).message })
+    }
+    if (failure) Object.assign(result, failure)
+    this.deps.log.debug({ rows: batch.length, entries: toSend.length, accepted: result.accepted.length, retryable: result.retryable.length, errorClass: result.errorClass }, 'thingspeak batch written')
+    return result
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.http.close()
+  }
+
+  private targetOf(device: string): ChannelTarget | undefined {
+    return this.byDevice.get(device) ?? this.fallback
+  }
+
+  /** Ids below the drainer's cursor will never come back; keep the memory bounded. */
+  private forgetBefore(id: number): void {
+    for (const x of this.sent) if (x < id) this.sent.delete(x)
+    for (const x of this.refused.keys()) if (x < id) this.refused.delete(x)
+  }
+
+  /** Waits until this channel may be written again (the account's update interval). */
+  private async waitTurn(channelId: string, signal: AbortSignal): Promise<void> {
+    const last = this.lastCallAt.get(channelId)
+    if (last === undefined) return
+    const wait = last + this.cfg.FERRY_THINGSPEAK_INTERVAL_MS - this.deps.now()
+    if (wait > 0) await this.deps.sleep(wait, signal)
+  }
+
+  private async post(channelId: string, entries: readonly Entry[], signal: AbortSignal): Promise<HttpVerdict> {
+    const target = [...this.byDevice.values(), this.fallback].find((t) => t?.channelId === channelId) as ChannelTarget
+    await this.waitTurn(channelId, signal)
+    const body = JSON.stringify({
+      write_api_key: target.writeKey,
+      updates: entries.map((e) => ({
+        created_at: isoSeconds(e.createdAtS),
+        field1: e.pot,
+        field2: e.switch,
+        ...(e.led !== null ? { field3: e.led } : {}),
+        status: e.device,
+      })),
+    })
+    let res
+    try {
+      res = await this.http.request({ method: 'POST', path: `/channels/${channelId}/bulk_update.json`, headers: { 'content-type': 'application/json' }, body, signal })
+    } finally {
+      // Even a failed call may have counted against the interval; never hurry the next one.
+      this.lastCallAt.set(channelId, this.deps.now())
+    }
+    const interval = this.cfg.FERRY_THINGSPEAK_INTERVAL_MS
+    if (res.status === 402) {
+      return {
+        kind: 'retry',
+        status: 402,
+        errorClass: 'quota_exhausted',
+        reason: `ThingSpeak says the account's message quota is spent (402) for channel ${channelId}; readings stay buffered and are retried in ${Math.round(this.cfg.FERRY_THINGSPEAK_QUOTA_RETRY_MS / 60000)} min. Buy more units or raise FERRY_THINGSPEAK_WINDOW_MS.`,
+        retryAfterMs: this.cfg.FERRY_THINGSPEAK_QUOTA_RETRY_MS,
+      }
+    }
+    const v = classifyHttp(res.status, res.headers, res.body, { now: this.deps.now })
+    if (v.kind === 'retry' && v.status === 429) return { ...v, retryAfterMs: Math.max(v.retryAfterMs ?? 0, interval) }
+    if (v.kind !== 'accepted') this.deps.log.debug({ channel: channelId, status: res.status, entries: entries.length, reason: v.reason }, 'thingspeak refused a bulk update')
+    return v
+  }
+
+  private authMessage(channelId: string, reason: string): string {
+    const mapped = [...this.byDevice.values()].some((t) => t.channelId === channelId)
+    return `ThingSpeak refused the write key for channel ${channelId}: ${reason}; check ${mapped ? 'FERRY_THINGSPEAK_CHANNELS' : 'FERRY_THINGSPEAK_WRITE_KEY'}. Readings stay buffered.`
+  }
+}
+
+function minId(entries: readonly Entry[]): number {
+  return Math.min(...entries.map((e) => (e.rows[0] as Stored).id))
+}
+
+function pick(r: WriteResult): Partial<WriteResult> {
+  const out: Partial<WriteResult> = {}
+  if (r.retryAfterMs !== undefined) out.retryAfterMs = r.retryAfterMs
+  if (r.errorClass !== undefined) out.errorClass = r.errorClass
+  if (r.errorMessage !== undefined) out.errorMessage = r.errorMessage
+  return out
+}
+
+/** Builds the ThingSpeak sink. Throws ConfigError when no channel is configured. Never touches the network. */
+export function createThingSpeakSink(config: ThingSpeakConfig, deps: SinkDeps = {}): ThingSpeakSink {
+  return new ThingSpeakSink(config, deps)
+}
