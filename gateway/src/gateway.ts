@@ -9,6 +9,8 @@ import { toIngestItem } from './ingest/handlers/index.js'
 import { Drainer } from './drain/drainer.js'
 import type { Sink } from './sinks/types.js'
 import { createMetrics, type Metrics } from './metrics.js'
+import { LedRelay, mqttPublisher } from './commands/relay.js'
+import { CommandStore } from './commands/store.js'
 
 /** Live facts about the running gateway, for the API, metrics and logs. */
 export interface GatewayState {
@@ -27,6 +29,8 @@ export interface Gateway {
   drainers: Drainer[]
   metrics: Metrics
   state: GatewayState
+  /** LED commands to devices (retained led/set) and their confirmations. */
+  commands: LedRelay
   status(): ReturnType<typeof queryStatus> & { gateway: GatewayState; drainers: Array<{ name: string; state: string; progress: unknown; lastError: unknown }> }
   /** Stops taking messages, commits what is pending, acknowledges it, disconnects, closes the database. */
   stop(): Promise<void>
@@ -165,7 +169,9 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     onMessage: (topic, payload, release) => {
       const item = toIngestItem(topic, payload, Date.now(), maxPayload)
       metrics.messagesIn.inc({ kind: item.type === 'event' ? item.kind : item.type === 'reading' ? 'telemetry' : 'invalid' })
-      batcher.add(item, release)
+      // release() runs after the commit: an LED echo confirms its command only once it is stored.
+      const ledEcho = item.type === 'event' && item.kind === 'led_state' ? item : undefined
+      batcher.add(item, ledEcho ? () => (release(), commands.observeLedState(ledEcho.device, ledEcho.payload)) : release)
     },
     onBrokerDropped: (n) => {
       if (state.brokerDropped !== null && n > state.brokerDropped) {
@@ -180,6 +186,9 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     },
   })
 
+  const commands = new LedRelay({ store: new CommandStore(buffer.db), publisher: mqttPublisher(subscriber.client), log: log.child({ component: 'commands' }), registry: metrics.registry })
+  commands.start()
+
   for (const d of drainers) d.start()
   subscriber.start()
   log.info({ db: config.FERRY_DB, sinks: drainers.map((d) => d.name), synchronous: config.FERRY_DB_SYNCHRONOUS }, 'gateway started')
@@ -191,6 +200,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     drainers,
     metrics,
     state,
+    commands,
     status() {
       const s = queryStatus(buffer.db)
       metrics.bufferRows.set(s.buffered.rows)
@@ -207,6 +217,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     stop() {
       stopped ??= (async () => {
         clearInterval(probe)
+        await commands.stop()
         // No new messages are taken; what is pending is committed and acknowledged; then DISCONNECT.
         await subscriber.stop(() => batcher.flush())
         await Promise.all(drainers.map((d) => d.stop()))

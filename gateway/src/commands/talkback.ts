@@ -1,0 +1,235 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Counter, type Registry } from 'prom-client'
+import type { Logger } from '../../../common/src/logger.js'
+import { parseRetryAfter, serverMessage } from '../drain/classify-http.js'
+import type { TalkBackSettings } from './config.js'
+import { parseLedCommand } from './parse.js'
+import type { LedRelay } from './relay.js'
+
+export interface TalkBackPollerOptions extends TalkBackSettings {
+  relay: LedRelay
+  log: Logger
+  /** False while the broker is unreachable: the queue is then left alone so commands wait in the cloud. */
+  ready: () => boolean
+  registry?: Registry
+  now?: () => number
+  /** Per request. */
+  timeoutMs?: number
+}
+
+/** What one poll did. */
+export type PollOutcome = 'command' | 'empty' | 'skipped' | 'error'
+
+export interface TalkBackStatus {
+  talkbackId: string
+  state: 'starting' | 'polling' | 'waiting-for-broker' | 'backing-off' | 'auth-failed' | 'stopped'
+  intervalMs: number
+  polls: number
+  commands: number
+  lastPollAt: number | null
+  lastOkAt: number | null
+  lastCommandAt: number | null
+  lastError: { status: number | null; message: string; at: number } | null
+}
+
+/** A TalkBack command object (cloud-apis.md §1.8); only the fields we use. */
+interface TalkBackCommand {
+  id?: number | string
+  command_string?: string
+  created_at?: string
+}
+
+/** Longest pause a Retry-After may impose. */
+const RETRY_AFTER_CAP_MS = 3_600_000
+
+/**
+ * Polls a ThingSpeak TalkBack queue and hands each command to the LED relay.
+ *
+ * `POST /talkbacks/<id>/commands/execute.json` with `api_key` dequeues the next command (FIFO) and
+ * answers it as JSON, or an empty answer when the queue is empty (cloud-apis.md §1.8; the exact empty
+ * body is unconfirmed: `{}` on the legacy server, empty text per the docs; both are accepted).
+ * Because executing removes the command from the cloud queue, the poller only polls while the broker
+ * session is up, so a command is never taken off the queue when it cannot be published.
+ *
+ * Pacing: one call per `intervalMs`; after a failure the pause doubles up to 16 × the interval, and a
+ * `Retry-After` (not documented for ThingSpeak, honoured if present) can lengthen it. A refused key
+ * (401/403, or the legacy `-1` answer) or unknown TalkBack (404) is logged at ERROR once and retried
+ * at the longest pause.
+ */
+export class TalkBackPoller {
+  private readonly o: TalkBackPollerOptions
+  private readonly now: () => number
+  private readonly counter: Counter<'result'> | undefined
+  private readonly abort = new AbortController()
+  private loop: Promise<void> | undefined
+  private failures = 0
+  private readonly st: TalkBackStatus
+
+  constructor(opts: TalkBackPollerOptions) {
+    this.o = opts
+    this.now = opts.now ?? Date.now
+    this.counter = opts.registry
+      ? new Counter({ name: 'ferry_talkback_polls_total', help: 'TalkBack queue polls by result (command, empty, skipped while the broker is down, error).', labelNames: ['result'] as const, registers: [opts.registry] })
+      : undefined
+    this.st = { talkbackId: opts.talkbackId, state: 'starting', intervalMs: opts.intervalMs, polls: 0, commands: 0, lastPollAt: null, lastOkAt: null, lastCommandAt: null, lastError: null }
+  }
+
+  /** Starts polling (the first poll happens at once). */
+  start(): void {
+    this.loop ??= this.run()
+    this.o.log.info({ talkback: this.o.talkbackId, intervalMs: this.o.intervalMs, url: this.o.baseUrl }, 'polling the TalkBack queue for LED commands')
+  }
+
+  /** Stops after the poll in flight, if any. Idempotent. */
+  async stop(): Promise<void> {
+    this.abort.abort()
+    await this.loop
+    this.st.state = 'stopped'
+  }
+
+  status(): TalkBackStatus {
+    return { ...this.st, lastError: this.st.lastError ? { ...this.st.lastError } : null }
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal
+    while (!signal.aborted) {
+      const { outcome, delayMs } = await this.pollOnce()
+      this.counter?.inc({ result: outcome })
+      try {
+        await sleep(delayMs, undefined, { signal })
+      } catch {
+        return
+      }
+    }
+  }
+
+  /** One poll; returns what happened and how long to wait before the next. */
+  async pollOnce(): Promise<{ outcome: PollOutcome; delayMs: number }> {
+    const interval = this.o.intervalMs
+    const longest = interval * 16
+    if (!this.o.ready()) {
+      this.st.state = 'waiting-for-broker'
+      return { outcome: 'skipped', delayMs: interval }
+    }
+    const url = `${this.o.baseUrl}/talkbacks/${encodeURIComponent(this.o.talkbackId)}/commands/execute.json`
+    this.st.polls++
+    this.st.lastPollAt = this.now()
+    let status: number
+    let body: string
+    let headers: Headers
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: new URLSearchParams({ api_key: this.o.apiKey }).toString(),
+        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.o.timeoutMs ?? 10_000)]),
+      })
+      status = res.status
+      headers = res.headers
+      body = (await res.text()).slice(0, 64 * 1024)
+    } catch (err) {
+      if (this.abort.signal.aborted) return { outcome: 'error', delayMs: 0 }
+      const e = err as Error & { cause?: { code?: string; message?: string } }
+      return this.fail(null, `request failed: ${e.cause?.code ?? ''} ${e.cause?.message ?? e.message}`.replace(/\s+/g, ' ').trim(), undefined, false)
+    }
+    const retryAfter = parseRetryAfter(headers.get('retry-after') ?? undefined, this.now)
+    const text = body.trim()
+    if (status === 401 || status === 403 || (status === 200 && text === '-1')) {
+      this.st.state = 'auth-failed'
+      const msg = status === 200 ? 'answered -1 (the answer to a wrong key)' : `refused the key (${status}: ${serverMessage(status, {}, body)})`
+      const first = this.st.lastError?.status !== status
+      this.recordError(status, `TalkBack ${this.o.talkbackId} ${msg}`)
+      if (first) this.o.log.error({ talkback: this.o.talkbackId, status }, `TalkBack ${msg}; set FERRY_THINGSPEAK_TALKBACK_KEY to the TalkBack's API key. Retrying every ${Math.round(longest / 1000)} s`)
+      this.failures++
+      return { outcome: 'error', delayMs: longest }
+    }
+    if (status === 404) {
+      const first = this.st.lastError?.status !== 404
+      this.recordError(404, `TalkBack ${this.o.talkbackId} not found`)
+      if (first) this.o.log.error({ talkback: this.o.talkbackId }, `TalkBack ${this.o.talkbackId} not found (404); check FERRY_THINGSPEAK_TALKBACK_ID. Retrying every ${Math.round(longest / 1000)} s`)
+      this.st.state = 'backing-off'
+      this.failures++
+      return { outcome: 'error', delayMs: longest }
+    }
+    if (status < 200 || status >= 300) return this.fail(status, serverMessage(status, {}, body), retryAfter, true)
+
+    this.failures = 0
+    this.st.state = 'polling'
+    this.st.lastOkAt = this.now()
+    if (this.st.lastError) {
+      this.o.log.info({ talkback: this.o.talkbackId }, 'TalkBack answers again')
+      this.st.lastError = null
+    }
+    const command = readAnswer(text)
+    if (command === 'empty') return { outcome: 'empty', delayMs: interval }
+    if (command === 'unreadable') {
+      this.o.log.warn({ talkback: this.o.talkbackId, body: text.slice(0, 200) }, 'TalkBack answered something that is not a command; ignored')
+      return { outcome: 'error', delayMs: interval }
+    }
+    this.st.commands++
+    this.st.lastCommandAt = this.now()
+    await this.deliver(command)
+    return { outcome: 'command', delayMs: interval }
+  }
+
+  private async deliver(c: TalkBackCommand): Promise<void> {
+    const raw = String(c.command_string ?? '')
+    const ref = c.id === undefined ? undefined : String(c.id)
+    const log = this.o.log
+    const parsed = parseLedCommand(raw)
+    if (!parsed.ok) {
+      const rec = this.o.relay.reject('talkback', raw, parsed.reason, ref)
+      log.warn({ talkback: this.o.talkbackId, commandId: ref, cmd: rec.cmd, reason: parsed.reason }, 'TalkBack command refused')
+      return
+    }
+    const device = parsed.device ?? this.o.defaultDevice
+    if (!device) {
+      const reason = 'no device named; send {"device":"<id>","brightness":N} or set FERRY_TALKBACK_DEFAULT_DEVICE'
+      const rec = this.o.relay.reject('talkback', raw, reason, ref)
+      log.warn({ talkback: this.o.talkbackId, commandId: ref, cmd: rec.cmd }, `TalkBack command refused: ${reason}`)
+      return
+    }
+    // The command's age counts from when it was queued in the cloud, so a command that waited while
+    // the gateway was offline expires on time instead of being delivered late.
+    const now = this.now()
+    const created = c.created_at ? Date.parse(c.created_at) : NaN
+    const since = Number.isFinite(created) && created <= now ? created : now
+    const expiresAt = parsed.expires ?? since + this.o.ttlMs
+    await this.o.relay.send({ device, brightness: parsed.brightness, expiresAt, source: 'talkback', raw, ...(ref ? { sourceRef: ref } : {}) })
+  }
+
+  private fail(status: number | null, message: string, retryAfterMs: number | undefined, http: boolean): { outcome: PollOutcome; delayMs: number } {
+    this.failures++
+    this.st.state = 'backing-off'
+    const interval = this.o.intervalMs
+    let delay = Math.min(interval * 16, interval * 2 ** this.failures)
+    if (retryAfterMs !== undefined) delay = Math.max(delay, Math.min(retryAfterMs, RETRY_AFTER_CAP_MS))
+    this.recordError(status, message)
+    // One WARN per failure streak, then DEBUG: a cloud outage must not flood the log.
+    const level = this.failures === 1 ? 'warn' : 'debug'
+    this.o.log[level]({ talkback: this.o.talkbackId, status, failures: this.failures, retryInMs: delay }, `TalkBack poll failed${http ? ` with HTTP ${status}` : ''}: ${message}; retrying (queued commands wait in the cloud)`)
+    return { outcome: 'error', delayMs: delay }
+  }
+
+  private recordError(status: number | null, message: string): void {
+    this.st.lastError = { status, message, at: this.now() }
+  }
+}
+
+/** Reads an `execute.json` answer: a command object, empty (`''`, `{}`, `null`), or unreadable. */
+export function readAnswer(text: string): TalkBackCommand | 'empty' | 'unreadable' {
+  if (text === '' || text === '{}' || text === 'null' || text === '[]') return 'empty'
+  if (text.startsWith('{')) {
+    try {
+      const o = JSON.parse(text) as TalkBackCommand
+      if (typeof o.command_string === 'string') return o
+      return Object.keys(o).length === 0 ? 'empty' : 'unreadable'
+    } catch {
+      return 'unreadable'
+    }
+  }
+  // The text form (`execute` without `.json`) answers the bare command string; a proxy's HTML page is not a command.
+  if (text.startsWith('<') || text.length > 255) return 'unreadable'
+  return { command_string: text }
+}
