@@ -193,6 +193,7 @@ void self_test_and_reports(uint32_t now, bool connected) {
       mqtt_stop("rollback");
       ota_rollback_and_reboot();  // returns only when there is no previous image
       logf("ota", "rollback impossible (no other valid image); staying on this one");
+      mqtt_resume();
       break;
     case ferry::BootAction::None:
       break;
