@@ -153,6 +153,8 @@ void sample(uint32_t now) {
 void handle_command() {
   std::string payload;
   if (!mqtt_take_command(payload)) return;
+  // An empty retained message means the gateway cleared an expired command: keep the LED as it is.
+  if (payload.empty()) return;
   ferry::LedCommand cmd;
   std::string why;
   if (!ferry::parse_led_command(payload, cmd, &why)) {
