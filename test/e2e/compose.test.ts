@@ -156,10 +156,10 @@ const composeChecks: Record<string, (c: Compose) => string[]> = {
       ...(s.security_opt?.some((o) => /^no-new-privileges(:true)?$/.test(o)) ? [] : [`${name} may gain privileges`]),
     ])
   },
-  'certificate and key paths point into read-only mounts': (c) =>
+  'certificate, key, CRL and release-key paths point into read-only mounts': (c) =>
     Object.entries(c.services).flatMap(([name, s]) =>
       Object.entries(s.environment ?? {})
-        .filter(([k]) => /^FERRY_\w+_(CA|CERT|KEY)$/.test(k))
+        .filter(([k]) => /^FERRY_\w+_(CA|CERT|KEY|CRL|PUB)$/.test(k))
         .filter(([, v]) => !mounts(s).some((m) => m.readOnly && v?.startsWith(m.target.replace(/\/?$/, '/'))))
         .map(([k, v]) => `${name} ${k}=${v} is not inside a read-only mount`),
     ),
@@ -221,7 +221,7 @@ t.test('each compose check fails on a copy that breaks it', async (t) => {
     ['the Ferry services run as non-root users without privileges', 'user: root on the gateway', (s) => s.replace('command: ["gateway"]', 'command: ["gateway"]\n    user: root')],
     ['the Ferry services run as non-root users without privileges', 'user: "0:0" on the OTA server', (s) => s.replace('command: ["ota-server"]', 'command: ["ota-server"]\n    user: "0:0"')],
     ['the Ferry services run as non-root users without privileges', 'a writable root filesystem', (s) => s.replace('read_only: true', 'read_only: false')],
-    ['certificate and key paths point into read-only mounts', 'a key outside the PKI mount', (s) => s.replace('FERRY_MQTT_KEY: /run/ferry/pki/gateway.key', 'FERRY_MQTT_KEY: /app/gateway.key')],
+    ['certificate, key, CRL and release-key paths point into read-only mounts', 'a key outside the PKI mount', (s) => s.replace('FERRY_MQTT_KEY: /run/ferry/pki/gateway.key', 'FERRY_MQTT_KEY: /app/gateway.key')],
   ]
   for (const [check, what, mutate] of cases) {
     t.test(`${check}: catches ${what}`, async (t) => {
