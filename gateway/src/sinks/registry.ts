@@ -52,9 +52,10 @@ export function parseSinkList(value: string | undefined): SinkName[] {
 /**
  * Builds the configured sinks, in `FERRY_SINKS` order. Checks each sink's own requirements (e.g.
  * InfluxDB v2 needs org, bucket and token) and throws ConfigError naming the variables; nothing
- * connects here. If one sink cannot be built, those already built are closed first.
+ * connects here. If one sink cannot be built, those already built are closed (in the background,
+ * they hold no open connections yet) and the error is thrown.
  */
-export async function createSinks(config: SinksConfig, deps: SinkDeps = {}): Promise<Sink[]> {
+export function createSinks(config: SinksConfig, deps: SinkDeps = {}): Sink[] {
   const sinks: Sink[] = []
   try {
     for (const name of parseSinkList(config.FERRY_SINKS)) {
@@ -71,7 +72,7 @@ export async function createSinks(config: SinksConfig, deps: SinkDeps = {}): Pro
       }
     }
   } catch (err) {
-    await Promise.allSettled(sinks.map((s) => s.close()))
+    void Promise.allSettled(sinks.map((s) => s.close()))
     throw err
   }
   return sinks
