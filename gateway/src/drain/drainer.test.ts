@@ -17,7 +17,7 @@ function readings(n: number, device = 'dev1', from = 1): ReadingIn[] {
     device,
     boot: 1,
     seq: from + i,
-    receivedAt: Date.now(),
+    receivedAt: Date.now() - 1000, // older than the (zero) dedupe window, so prune may delete it
     pot: i,
     switch: 0 as const,
     led: null,

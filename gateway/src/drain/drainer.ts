@@ -33,6 +33,25 @@ export interface Progress {
   at: number
 }
 
+/** Settles with `p`, or rejects as soon as `signal` aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('aborted'))
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('aborted'))
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e as Error)
+      },
+    )
+  })
+}
+
 /** A failed attempt that p-retry should retry, carrying what the server said. */
 class RetryableWrite extends Error {
   constructor(
@@ -168,7 +187,8 @@ export class Drainer {
   private async attempt(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult> {
     let result: WriteResult
     try {
-      result = await this.o.sink.write(batch, signal)
+      // Sinks honour the signal, but one that does not must not be able to hang a shutdown.
+      result = await untilAborted(this.o.sink.write(batch, signal), signal)
     } catch (err) {
       if (signal.aborted) throw new AbortError('stopping')
       const e = err as Error & { code?: string }
