@@ -15,7 +15,9 @@ import { startGateway, type Gateway } from '../../gateway/src/gateway.js'
 import { queryStatus } from '../../gateway/src/buffer/ring-buffer.js'
 import { silentLogger } from '../../common/src/logger.js'
 
-type TT = Parameters<Parameters<typeof t.test>[1]>[0]
+interface TT {
+  teardown(fn: () => unknown): void
+}
 
 async function gateway(t: TT, env: Record<string, string>): Promise<Gateway> {
   const gw = startGateway(loadCoreConfig(env), { log: silentLogger, sinks: [] })

@@ -46,7 +46,7 @@ function scriptedSink(name: string, answer: (batch: readonly Stored[], call: num
 
 const acceptAll = (b: readonly Stored[]): WriteResult => ({ accepted: b.map((r) => r.id), retryable: [], rejected: [] })
 
-function drainer(t: Parameters<Parameters<typeof t.test>[1]>[0], sink: Sink, buf: RingBuffer, events: DrainEvent[] = []) {
+function drainer(t: { teardown(fn: () => unknown): void }, sink: Sink, buf: RingBuffer, events: DrainEvent[] = []) {
   const d = new Drainer({ sink, buffer: buf, log: silentLogger, retryMinMs: 5, retryMaxMs: 20, retryAfterCapMs: 50, progressEveryMs: 10, onEvent: (e) => events.push(e) })
   t.teardown(() => d.stop())
   d.start()
