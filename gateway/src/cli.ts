@@ -4,6 +4,9 @@ import { loadGatewayConfig, gatewayConfigHelp } from './gateway-config.js'
 import { startGateway } from './gateway.js'
 import { createSinks } from './sinks/registry.js'
 import { startApi } from './api/main.js'
+import { apiMode } from './api/config.js'
+import { talkbackSettings } from './commands/config.js'
+import { TalkBackPoller } from './commands/talkback.js'
 
 const HELP = `usage: ferry gateway [--env-file <path>]
 
@@ -23,10 +26,16 @@ export async function run(argv: string[]): Promise<number> {
   }
   // Config first: a bad value stops here, before the buffer or the network is touched.
   const config = loadGatewayConfig(process.env, values['env-file'])
+  apiMode(config) // a state-changing API without a token stops here, before the buffer is opened
+  const talkback = talkbackSettings(config)
   const log = createLogger({ level: config.FERRY_LOG_LEVEL, name: 'ferry-gateway' })
   const sinks = createSinks(config, { log })
   const gw = startGateway(config, { log, sinks })
-  const api = await startApi(config, { gateway: gw, log })
+  const poller = talkback
+    ? new TalkBackPoller({ ...talkback, relay: gw.commands, log: log.child({ component: 'talkback' }), ready: () => gw.state.brokerConnected, registry: gw.metrics.registry })
+    : undefined
+  poller?.start()
+  const api = await startApi(config, { gateway: gw, log, ...(poller ? { talkback: poller } : {}) })
 
   return new Promise<number>((resolve) => {
     let stopping = false
@@ -41,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
       }, 4500).unref()
       void (async () => {
         await api?.close()
+        await poller?.stop()
         await gw.stop()
         resolve(0)
       })().catch((err) => {

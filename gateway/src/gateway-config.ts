@@ -3,12 +3,14 @@ import { describeSchema, loadEnv } from '../../common/src/config/env.js'
 import { coreConfigSchema } from './config.js'
 import { sinksConfigSchema } from './sinks/registry.js'
 import { apiConfigSchema } from './api/config.js'
+import { commandsConfigSchema } from './commands/config.js'
 
-/** Everything `ferry gateway` reads: core (MQTT, buffer, ingest, drain), every sink, the HTTP API. */
+/** Everything `ferry gateway` reads: core (MQTT, buffer, ingest, drain), every sink, the HTTP API, LED commands. */
 export const gatewayConfigSchema = Type.Object({
   ...coreConfigSchema.properties,
   ...sinksConfigSchema.properties,
   ...apiConfigSchema.properties,
+  ...commandsConfigSchema.properties,
 })
 
 export type GatewayConfig = Static<typeof gatewayConfigSchema>

@@ -1,16 +1,31 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from '../../../common/src/logger.js'
-import type { Gateway } from '../gateway.js'
+import type { TalkBackStatus } from '../commands/talkback.js'
+import type { ApiGateway } from './app.js'
 import { buildApp } from './app.js'
+import { apiMode, type ApiConfig } from './config.js'
 
-/** Starts the HTTP API unless FERRY_HTTP_PORT is 0. */
+/**
+ * Starts the HTTP API and dashboard unless FERRY_HTTP_PORT is 0. Throws ConfigError when a
+ * state-changing API would run without FERRY_API_TOKEN (call `apiMode()` before opening anything to
+ * fail even earlier, as `ferry gateway` does).
+ */
 export async function startApi(
-  config: { FERRY_HTTP_PORT: number; FERRY_HTTP_HOST: string; FERRY_API_TOKEN?: string },
-  deps: { gateway: Gateway; log: Logger },
+  config: ApiConfig & { FERRY_LED_COMMAND_TTL_MS?: number },
+  deps: { gateway: ApiGateway; log: Logger; talkback?: { status(): TalkBackStatus } },
 ): Promise<FastifyInstance | undefined> {
-  if (config.FERRY_HTTP_PORT === 0) return undefined
-  const app = await buildApp({ gateway: deps.gateway, token: config.FERRY_API_TOKEN })
+  const mode = apiMode(config)
+  if (mode.kind === 'off') return undefined
+  const app = await buildApp({
+    gateway: deps.gateway,
+    ...(mode.kind === 'full' ? { token: mode.token } : { readOnly: true }),
+    rateLimit: { max: config.FERRY_API_RATE_LIMIT_MAX, windowMs: config.FERRY_API_RATE_LIMIT_WINDOW_MS },
+    ...(config.FERRY_LED_COMMAND_TTL_MS ? { ledTtlMs: config.FERRY_LED_COMMAND_TTL_MS } : {}),
+    ...(deps.talkback ? { talkback: deps.talkback } : {}),
+    log: deps.log,
+  })
   await app.listen({ port: config.FERRY_HTTP_PORT, host: config.FERRY_HTTP_HOST })
-  deps.log.info({ port: config.FERRY_HTTP_PORT }, 'HTTP API listening')
+  const addr = app.server.address()
+  deps.log.info({ host: config.FERRY_HTTP_HOST, port: typeof addr === 'object' && addr ? addr.port : config.FERRY_HTTP_PORT, readOnly: mode.kind === 'read-only' }, 'HTTP API and dashboard listening')
   return app
 }

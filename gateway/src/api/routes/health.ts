@@ -1,0 +1,43 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { ApiGateway } from '../app.js'
+import { Health } from '../schemas.js'
+
+/**
+ * `GET /healthz`: 200 only when the buffer database takes writes and the broker session is up; 503
+ * with the reasons otherwise (the container health check and load balancers read the status).
+ * `GET /metrics`: Prometheus text from the gateway's prom-client registry.
+ */
+export const healthRoutes: FastifyPluginAsyncTypebox<{ gateway: ApiGateway }> = async (app, { gateway: gw }) => {
+  app.get('/healthz', { schema: { response: { 200: Health, 503: Health } } }, async (_req, reply) => {
+    const reasons: string[] = []
+    const database = databaseCheck(gw)
+    if (database !== 'ok') reasons.push(`database: ${database}`)
+    const broker = gw.state.brokerConnected ? 'ok' : 'not connected'
+    if (broker !== 'ok') reasons.push('broker: not connected (the gateway keeps reconnecting with backoff)')
+    return reply.code(reasons.length ? 503 : 200).send({ ok: reasons.length === 0, checks: { database, broker }, reasons })
+  })
+
+  app.get('/metrics', { schema: { response: { 200: Type.String() } } }, async (_req, reply) => {
+    gw.status() // refreshes the backlog and oldest-age gauges
+    reply.type(gw.metrics.registry.contentType)
+    return gw.metrics.registry.metrics()
+  })
+}
+
+/**
+ * Takes and releases the write lock (`BEGIN IMMEDIATE` + `ROLLBACK`): proves the file is open,
+ * writable and not locked by someone else, without writing a page (no fsync per probe).
+ */
+function databaseCheck(gw: ApiGateway): string {
+  const db = gw.buffer.db
+  if (!db.open) return 'closed'
+  if (gw.state.diskFull) return `not writable (${gw.state.diskFull.error}); free space on the buffer volume`
+  try {
+    db.exec('BEGIN IMMEDIATE')
+    db.exec('ROLLBACK')
+    return 'ok'
+  } catch (err) {
+    return `not writable (${(err as Error).message})`
+  }
+}
