@@ -193,7 +193,7 @@ t.test('docker-compose.yml', async (t) => {
       .map((m) => m.source.slice(base.length))
       // pki/ and ota/ are defaults for host-side folders that belong to the installation, not the repo.
       .filter((p) => !/^(pki|ota)(\/|$)/.test(p))
-    t.same(rel.sort(), ['deploy/grafana/dashboards', 'deploy/grafana/provisioning', 'mosquitto/acl', 'mosquitto/mosquitto.conf'])
+    t.same(rel.sort(), ['deploy/grafana/dashboards', 'deploy/grafana/provisioning/dashboards', 'deploy/grafana/provisioning/datasources', 'mosquitto/acl', 'mosquitto/mosquitto.conf'])
     for (const p of rel) t.ok(existsSync(join(root, p)), `${p} exists in the repo`)
   })
 
