@@ -36,7 +36,6 @@ export const ingestConfigSchema = Type.Object({
 })
 
 export const drainConfigSchema = Type.Object({
-  FERRY_SINKS: Type.String({ default: 'file', pattern: '^(none|((influxdb|thingspeak|file)(,(influxdb|thingspeak|file))*))$', description: 'Comma list of sinks: influxdb, thingspeak, file. "none" buffers only.' }),
   FERRY_DRAIN_RETRY_MIN_MS: Type.Integer({ default: 1000, minimum: 10, description: 'First retry delay after a failed write (doubles, with jitter).' }),
   FERRY_DRAIN_RETRY_MAX_MS: Type.Integer({ default: 60_000, minimum: 10, description: 'Longest retry delay.' }),
   FERRY_DRAIN_RETRY_AFTER_CAP_MS: Type.Integer({ default: 300_000, minimum: 0, description: 'Longest pause a server Retry-After may impose.' }),
@@ -44,7 +43,7 @@ export const drainConfigSchema = Type.Object({
 })
 
 export const processConfigSchema = Type.Object({
-  FERRY_LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'Log level.' }),
+  FERRY_LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'Log level (pino): fatal, error, warn, info, debug, trace or silent.' }),
 })
 
 export function composeSchemas(...parts: Array<{ properties: Record<string, unknown>; required?: string[] }>) {

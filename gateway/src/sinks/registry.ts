@@ -23,8 +23,8 @@ const NAME = `(${SINK_NAMES.join('|')})`
 export const sinksConfigSchema = Type.Object({
   FERRY_SINKS: Type.String({
     default: 'file',
-    pattern: `^\\s*${NAME}\\s*(,\\s*${NAME}\\s*)*$`,
-    description: `Sinks to deliver to, comma-separated: ${SINK_NAMES.join(', ')}. Each has its own cursor, so one that is down never holds back the others. Default: file (a local line-protocol file) when no cloud sink is configured.`,
+    pattern: `^\\s*(none|${NAME}\\s*(,\\s*${NAME}\\s*)*)\\s*$`,
+    description: `Sinks to deliver to, comma-separated: ${SINK_NAMES.join(', ')}. Each has its own cursor, so one that is down never holds back the others. Default: file (a local line-protocol file) when no cloud sink is configured. "none" only buffers (readings stay until the ring bound drops them).`,
   }),
   ...influxConfigSchema.properties,
   ...thingspeakConfigSchema.properties,
@@ -37,6 +37,7 @@ export type SinksConfig = Static<typeof sinksConfigSchema>
 /** `FERRY_SINKS` as a list: trimmed, de-duplicated, in the order given. */
 export function parseSinkList(value: string | undefined): SinkName[] {
   const out: SinkName[] = []
+  if (value?.trim() === 'none') return out
   for (const raw of (value ?? 'file').split(',')) {
     const name = raw.trim()
     if (!name) continue
@@ -45,7 +46,7 @@ export function parseSinkList(value: string | undefined): SinkName[] {
     }
     if (!out.includes(name as SinkName)) out.push(name as SinkName)
   }
-  if (out.length === 0) throw new ConfigError(`FERRY_SINKS is empty; use a comma list of ${SINK_NAMES.join(', ')}`)
+  if (out.length === 0) throw new ConfigError(`FERRY_SINKS is empty; use a comma list of ${SINK_NAMES.join(', ')}, or "none" to buffer only`)
   return out
 }
 
