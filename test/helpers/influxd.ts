@@ -39,12 +39,14 @@ export interface InfluxdOptions {
   auth?: { user: string; password: string }
   /** `[http] max-body-size` in bytes (default 25,000,000 as shipped). */
   maxBodySize?: number
+  /** HTTP port to use (e.g. one a gateway is already pointed at while InfluxDB is "down"). */
+  httpPort?: number
 }
 
 /** Starts a private influxd 1.x. About a second on this machine. */
 export async function startInfluxd(t: T, opts: InfluxdOptions = {}): Promise<TestInfluxd> {
   const dir = tempDir(t, 'ferry-influxd-')
-  const [httpPort, rpcPort] = [await freePort(), await freePort()]
+  const [httpPort, rpcPort] = [opts.httpPort ?? (await freePort()), await freePort()]
   const conf = `
 reporting-enabled = false
 bind-address = "127.0.0.1:${rpcPort}"
