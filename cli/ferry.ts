@@ -15,8 +15,10 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run: Run
   status: { summary: 'show buffer depth, backlog per sink, drops and errors (read-only)', load: () => import('../gateway/src/status-cli.js') },
   dlq: { summary: 'list or re-queue dead letters', load: () => import('../gateway/src/dlq-cli.js') },
   config: { summary: 'print the configuration reference (every FERRY_* variable)', load: () => import('../gateway/src/config-cli.js') },
+  'device-sim': { summary: 'a simulated ESP32 node speaking the device protocol', load: () => import('../device-sim/src/cli.js') },
   'ota-server': { summary: 'serve signed OTA releases over HTTPS to devices with client certificates', load: () => import('../ota-server/src/cli.js') },
   ota: { summary: 'release keys, signing and verification of firmware releases (offline)', load: () => import('../ota-server/src/ota-cli.js') },
+  demo: { summary: 'the whole native stack with simulated devices', load: () => import('../scripts/demo.js') },
 }
 
 function usage(): string {
