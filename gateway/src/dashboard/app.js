@@ -40,7 +40,8 @@ function age(ms) {
 
 function badge(el, ok, text) {
   el.textContent = text
-  el.className = `badge ${ok === null ? 'unknown' : ok ? 'ok' : 'bad'}`
+  el.classList.remove('ok', 'bad', 'unknown')
+  el.classList.add(ok === null ? 'unknown' : ok ? 'ok' : 'bad')
 }
 
 function renderStatus(s) {
@@ -90,7 +91,8 @@ function makeChart(el) {
     cursor: { drag: { x: false, y: false } },
     legend: { show: false },
     scales: { x: { time: true }, y: { range: [0, 4095] } },
-    axes: [{ stroke: 'currentColor' }, { stroke: 'currentColor', size: 45 }],
+    // Plain integers ("4000") fit the axis; the default "4,000" gets clipped on narrow screens.
+    axes: [{ stroke: 'currentColor' }, { stroke: 'currentColor', size: 50, values: (_u, vals) => vals.map((v) => String(v)) }],
     series: [{}, { label: 'pot', stroke: '#2f6fde', width: 2, fill: 'rgba(47,111,222,0.12)', points: { show: false } }],
   }
   return new uPlot(opts, [[], []], el)
