@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { renderConfigMarkdown, renderEnvExample } from '../common/src/config/docs.js'
+import { renderConfigMarkdown, renderEnvExample, spliceReadmeTable } from '../common/src/config/docs.js'
 import { configSections } from './config-sections.js'
 import { loadEnv } from '../common/src/config/env.js'
 import { gatewayConfigSchema } from '../gateway/src/gateway-config.js'
@@ -11,6 +11,8 @@ const root = join(import.meta.dirname, '..')
 t.test('docs/configuration.md and .env.example match the schemas', async (t) => {
   t.equal(readFileSync(join(root, 'docs', 'configuration.md'), 'utf8'), renderConfigMarkdown(configSections), 'stale: run npm run docs:config')
   t.equal(readFileSync(join(root, '.env.example'), 'utf8'), renderEnvExample(configSections), 'stale: run npm run docs:config')
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  t.equal(readme, spliceReadmeTable(readme, configSections[0]!), 'README table stale: run npm run docs:config')
 })
 
 t.test('every variable has a description and the FERRY_ prefix', async (t) => {

@@ -1,11 +1,13 @@
-// npm run docs:config: writes docs/configuration.md and .env.example from the config schemas.
+// npm run docs:config: writes docs/configuration.md, .env.example and the README's table from the config schemas.
 // scripts/config-docs.test.ts fails when the committed files are stale.
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { renderConfigMarkdown, renderEnvExample } from '../common/src/config/docs.js'
+import { renderConfigMarkdown, renderEnvExample, spliceReadmeTable } from '../common/src/config/docs.js'
 import { configSections } from './config-sections.js'
 
 const root = join(import.meta.dirname, '..')
 writeFileSync(join(root, 'docs', 'configuration.md'), renderConfigMarkdown(configSections))
 writeFileSync(join(root, '.env.example'), renderEnvExample(configSections))
-process.stdout.write('wrote docs/configuration.md and .env.example\n')
+const readme = join(root, 'README.md')
+writeFileSync(readme, spliceReadmeTable(readFileSync(readme, 'utf8'), configSections[0]!))
+process.stdout.write('wrote docs/configuration.md, .env.example and the README table\n')
