@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import type { Logger } from '../../common/src/logger.js'
+import { ConfigError } from '../../common/src/errors.js'
 import type { CoreConfig } from './config.js'
 import { openBuffer } from './buffer/open.js'
 import { RingBuffer, queryStatus } from './buffer/ring-buffer.js'
@@ -49,12 +50,19 @@ const DISK_PROBE_MS = 2000
 /** Wires buffer, ingest and drainers. Config must already be validated. */
 export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
   const log = deps.log
-  const read = deps.readFile ?? ((p: string) => readFileSync(p))
+  const readFile = deps.readFile ?? ((p: string) => readFileSync(p))
   // Read the certificates before touching the buffer: a bad path is a config error, not a buffer problem.
+  const read = (name: 'FERRY_MQTT_CA' | 'FERRY_MQTT_CERT' | 'FERRY_MQTT_KEY') => {
+    try {
+      return readFile(config[name])
+    } catch (err) {
+      throw new ConfigError(`${name}: cannot read ${config[name]} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at the PEM file from "ferry pki" (ca.crt, gateway.crt, gateway.key).`, { cause: err })
+    }
+  }
   const tls = {
-    ca: read(config.FERRY_MQTT_CA),
-    cert: read(config.FERRY_MQTT_CERT),
-    key: read(config.FERRY_MQTT_KEY),
+    ca: read('FERRY_MQTT_CA'),
+    cert: read('FERRY_MQTT_CERT'),
+    key: read('FERRY_MQTT_KEY'),
     rejectUnauthorized: !config.FERRY_MQTT_TLS_INSECURE,
   }
   if (config.FERRY_MQTT_TLS_INSECURE) log.warn('FERRY_MQTT_TLS_INSECURE=true: the broker certificate is NOT verified. Development only.')
