@@ -39,6 +39,9 @@ interface TalkBackCommand {
   created_at?: string
 }
 
+/** Longest stop() waits for a poll in flight. */
+const STOP_WAIT_MS = 2000
+
 /** Longest pause a Retry-After may impose. */
 const RETRY_AFTER_CAP_MS = 3_600_000
 
@@ -80,10 +83,13 @@ export class TalkBackPoller {
     this.o.log.info({ talkback: this.o.talkbackId, intervalMs: this.o.intervalMs, url: this.o.baseUrl }, 'polling the TalkBack queue for LED commands')
   }
 
-  /** Stops after the poll in flight, if any. Idempotent. */
+  /** Stops; a poll in flight finishes first (at most the request timeout), so no dequeued command is lost. Idempotent. */
   async stop(): Promise<void> {
     this.abort.abort()
-    await this.loop
+    // Bounded, so a hanging TalkBack cannot hold up the gateway's 5-second shutdown.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.loop, new Promise<void>((r) => (timer = setTimeout(r, STOP_WAIT_MS)))])
+    clearTimeout(timer)
     this.st.state = 'stopped'
   }
 
@@ -94,7 +100,11 @@ export class TalkBackPoller {
   private async run(): Promise<void> {
     const signal = this.abort.signal
     while (!signal.aborted) {
-      const { outcome, delayMs } = await this.pollOnce()
+      const { outcome, delayMs } = await this.pollOnce().catch((err: unknown) => {
+        // Defensive: a bug here must not end polling for good.
+        this.o.log.error({ err }, 'TalkBack poll failed unexpectedly; retrying')
+        return { outcome: 'error' as const, delayMs: this.o.intervalMs * 16 }
+      })
       this.counter?.inc({ result: outcome })
       try {
         await sleep(delayMs, undefined, { signal })
@@ -123,13 +133,13 @@ export class TalkBackPoller {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: new URLSearchParams({ api_key: this.o.apiKey }).toString(),
-        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.o.timeoutMs ?? 10_000)]),
+        // Not tied to stop(): a command the server has already dequeued must still be delivered.
+        signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000),
       })
       status = res.status
       headers = res.headers
       body = (await res.text()).slice(0, 64 * 1024)
     } catch (err) {
-      if (this.abort.signal.aborted) return { outcome: 'error', delayMs: 0 }
       const e = err as Error & { cause?: { code?: string; message?: string } }
       return this.fail(null, `request failed: ${e.cause?.code ?? ''} ${e.cause?.message ?? e.message}`.replace(/\s+/g, ' ').trim(), undefined, false)
     }
@@ -196,7 +206,7 @@ export class TalkBackPoller {
     const created = c.created_at ? Date.parse(c.created_at) : NaN
     const since = Number.isFinite(created) && created <= now ? created : now
     const expiresAt = parsed.expires ?? since + this.o.ttlMs
-    await this.o.relay.send({ device, brightness: parsed.brightness, expiresAt, source: 'talkback', raw, ...(ref ? { sourceRef: ref } : {}) })
+    await this.o.relay.send({ device, brightness: parsed.brightness, expiresAt, source: 'talkback', raw, ...(ref ? { sourceRef: ref } : {}) }, { waitMs: 1000 })
   }
 
   private fail(status: number | null, message: string, retryAfterMs: number | undefined, http: boolean): { outcome: PollOutcome; delayMs: number } {
