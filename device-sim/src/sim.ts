@@ -1,0 +1,575 @@
+import { EventEmitter } from 'node:events'
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt'
+import { FerryError } from '../../common/src/errors.js'
+import { assertDeviceId } from '../../common/src/ids.js'
+import { silentLogger, type Logger } from '../../common/src/logger.js'
+import { pkiFiles } from '../../common/src/pki/pki.js'
+import type { KeyInput, Manifest } from '../../ota-server/src/manifest/index.js'
+import { Reconnector } from './backoff.js'
+import { encodeLedState, judgeLedCommand, parseLedCommand, type LedCommand } from './led.js'
+import { OtaClient, type OtaCheckResult, type OtaReport } from './ota.js'
+import { OfflineBuffer } from './ring.js'
+import { SimulatedSensors, type SensorOptions } from './sensors.js'
+import { loadState, saveState, stateFile, type SimState } from './state.js'
+
+/** One telemetry reading, as published on `sensors/<id>/telemetry` (design.md "Topics and payloads"). */
+export interface Reading {
+  seq: number
+  boot: number
+  /** Epoch ms when the reading was taken, so readings sent late are still placed in time. */
+  ts: number
+  pot: number
+  switch: 0 | 1
+  /** The brightness the LED showed when the reading was taken. */
+  led: number
+}
+
+interface Entry {
+  reading: Reading
+  /** Encoded once, when taken: a resend carries exactly the same bytes. */
+  payload: string
+}
+
+/** Counters for the demo and tests. All count since this DeviceSim was started (one boot). */
+export interface DeviceSimCounters {
+  /** Readings taken. */
+  produced: number
+  /** Readings handed to MQTT for the first time (resends after a reconnect are not counted again). */
+  published: number
+  /** Readings whose QoS 1 PUBACK arrived; they have left the device. */
+  acked: number
+  /** Readings not yet acknowledged: queued plus in flight. */
+  buffered: number
+  /** Readings dropped because the offline buffer was full (oldest first). */
+  dropped: number
+  /** LED commands applied / ignored (expired, clock not set, unreadable). */
+  ledApplied: number
+  ledIgnored: number
+  /** Successful MQTT connections. */
+  connects: number
+}
+
+export interface DeviceSimOtaOptions {
+  /** Origin of the OTA server, e.g. `https://localhost:8443`. */
+  url: string
+  /** Trusted release public keys (PEM text, DER or KeyObject); the "compiled-in" keys. */
+  releaseKeys: KeyInput[]
+  /** Hardware id sent as `hw` and required in the manifest; default `esp32dev`. */
+  hw?: string
+  /** How often to ask for an update after the first check; default 1 h, 0 = only once per start. */
+  intervalMs?: number
+  /** Largest image the device holds; default 0x1E0000. */
+  maxImageSize?: number
+  /**
+   * Stand-in for the firmware's post-install self-test (Wi-Fi, broker, one publish acked). Default:
+   * passes when the broker connection is up. Returning false makes the update roll back.
+   */
+  selfTest?: () => boolean | Promise<boolean>
+}
+
+export interface DeviceSimOptions {
+  /** Device id; the certificate's CN and the MQTT client id. */
+  id: string
+  /** Broker URL; default `mqtts://localhost:8883`. */
+  url?: string
+  /** Client certificate, key and CA (see `deviceTlsFromPki`). */
+  tls: { ca: Buffer; cert: Buffer; key: Buffer }
+  /** Folder of the persisted state (`<id>.json`, partial OTA downloads). */
+  stateDir: string
+  /** Readings per second; 0 = only when `produce()` is called. Default 1. */
+  rate?: number
+  /** Take this many readings, then stop taking more; `finished` resolves once all have left the device. */
+  count?: number
+  /** Offline buffer capacity (readings waiting to be published); default 1000. */
+  bufferCapacity?: number
+  /** QoS 1 publishes awaiting PUBACK at once; default 16 (the firmware sends one at a time). */
+  inflightWindow?: number
+  /** MQTT protocol: 4 (3.1.1, default, as esp-mqtt and arduino-mqtt use) or 5. */
+  protocolVersion?: 4 | 5
+  keepaliveS?: number
+  /** MQTT 5 session expiry; without it Mosquitto forgets a v5 session at disconnect. Default 1 day. */
+  sessionExpiryS?: number
+  /** Reconnect backoff (full jitter); defaults 500 ms base, 30 s cap, 10 s to count as stable. */
+  backoff?: { baseMs?: number; capMs?: number; stableMs?: number }
+  /** The firmware in "flash" before any OTA update: default 1.0.0, secure_version 0. */
+  factory?: { version: string; secureVersion: number }
+  ota?: DeviceSimOtaOptions
+  sensors?: SensorOptions
+  /** False models a node whose SNTP has not answered: readings carry no `ts`, expiring commands are not applied. */
+  clockValid?: boolean
+  log?: Logger
+  now?: () => number
+  random?: () => number
+}
+
+/** The device's TLS identity from a `ferry pki` folder: `devices/<id>.crt/.key` and `ca.crt`. */
+export function deviceTlsFromPki(pkiDir: string, id: string): { ca: Buffer; cert: Buffer; key: Buffer } {
+  assertDeviceId(id)
+  const f = pkiFiles(pkiDir)
+  for (const p of [f.caCert, f.deviceCert(id), f.deviceKey(id)]) {
+    if (!existsSync(p)) {
+      throw new FerryError('FERRY_ERR_PKI', `${p} does not exist; create the device identity with "ferry pki device ${id} --dir ${pkiDir}".`)
+    }
+  }
+  return { ca: readFileSync(f.caCert), cert: readFileSync(f.deviceCert(id)), key: readFileSync(f.deviceKey(id)) }
+}
+
+/** The default state folder: `sim-state` beside the PKI folder. */
+export function defaultStateDir(pkiDir: string): string {
+  return join(dirname(pkiDir.replace(/\/+$/, '') || '.'), 'sim-state')
+}
+
+const bySeq = (a: Entry, b: Entry) => a.reading.seq - b.reading.seq
+
+/**
+ * A simulated ESP32 node speaking the device protocol, with the firmware's behaviour:
+ *
+ * - Identity: mutual TLS with the device certificate; client id = device id.
+ * - Session: persistent (`clean: false`, and a session expiry on MQTT 5). The device subscribes only to
+ *   its own `led/set` at QoS 1, so while it is away Mosquitto queues the commands sent meanwhile, and on
+ *   return it gets them, not just the retained last one (firmware.md §5.5). The subscription is made
+ *   again on the first connection of every boot (and whenever the broker lost the session), which
+ *   delivers the retained command so a rebooted node restores its LED.
+ * - Status: LWT `sensors/<id>/status` = `offline` (retained, QoS 1); `online` (retained) after each
+ *   connect; an explicit `offline` before a planned stop, because a clean DISCONNECT discards the Will.
+ * - Telemetry: `{"seq","boot","ts","pot","switch","led"}` every 1/rate s at QoS 1. `boot` is persisted
+ *   and incremented once per start; `seq` restarts at 1 every boot, so `(device, boot, seq)` identifies
+ *   a reading (design.md; firmware.md §5.2).
+ * - Offline buffer: every reading goes through a bounded buffer, drop-oldest with a counter, drained in
+ *   order; a reading leaves it only when its PUBACK arrives (see ring.ts).
+ * - Reconnect: our own exponential backoff with full jitter (MQTT.js's fixed period is turned off).
+ * - LED: applies `led/set` (JSON or bare integer; expired commands ignored), echoes `led/state`
+ *   retained.
+ * - OTA (optional): checks after the first connection and then periodically, verifies, downloads,
+ *   reports on `sensors/<id>/ota/status`; installing records the new version in the state file.
+ *
+ * Events: `connect`, `disconnect`, `reading` (Reading), `acked` (Reading), `dropped` (Reading[]),
+ * `led` ({ verdict, command?, reason? }), `ota` (OtaCheckResult), `done` (counters, when `count` is
+ * reached and every reading has left the device), `error` is never emitted (problems are logged).
+ */
+export class DeviceSim extends EventEmitter {
+  readonly id: string
+  private readonly o: DeviceSimOptions
+  private readonly log: Logger
+  private readonly now: () => number
+  private readonly topics: { telemetry: string; status: string; ledSet: string; ledState: string; otaStatus: string }
+  private readonly buffer: OfflineBuffer<Entry>
+  private readonly sensors: SimulatedSensors
+  private readonly reconnector: Reconnector
+  private readonly window: number
+  private client: MqttClient | undefined
+  private state: SimState | undefined
+  private file: string
+  private seqNo = 0
+  private led = 0
+  private ledCmd = ''
+  private linkUp = false
+  private simulatedOffline = false
+  private stopping = false
+  private connectedThisBoot = false
+  private droppedThisOutage = 0
+  private readonly c = { produced: 0, published: 0, acked: 0, ledApplied: 0, ledIgnored: 0, connects: 0 }
+  private tick: NodeJS.Timeout | undefined
+  private reconnectTimer: NodeJS.Timeout | undefined
+  private otaTimer: NodeJS.Timeout | undefined
+  private otaClient: OtaClient | undefined
+  private otaRunning: Promise<OtaCheckResult> | undefined
+  private readonly otaAbort = new AbortController()
+  private doneResolve!: (c: DeviceSimCounters) => void
+  /** Resolves when `count` readings were taken and all of them have left the device (acked or dropped). */
+  readonly finished: Promise<DeviceSimCounters>
+
+  constructor(opts: DeviceSimOptions) {
+    super()
+    assertDeviceId(opts.id)
+    if (opts.rate !== undefined && !(opts.rate >= 0 && Number.isFinite(opts.rate))) throw new RangeError(`rate must be ≥ 0 readings per second, got ${opts.rate}`)
+    if (opts.count !== undefined && !(Number.isInteger(opts.count) && opts.count >= 1)) throw new RangeError(`count must be a positive integer, got ${opts.count}`)
+    this.o = opts
+    this.id = opts.id
+    this.log = (opts.log ?? silentLogger).child({ component: 'device-sim', device: opts.id })
+    this.now = opts.now ?? Date.now
+    const base = `sensors/${opts.id}`
+    this.topics = { telemetry: `${base}/telemetry`, status: `${base}/status`, ledSet: `${base}/led/set`, ledState: `${base}/led/state`, otaStatus: `${base}/ota/status` }
+    this.buffer = new OfflineBuffer<Entry>(opts.bufferCapacity ?? 1000)
+    this.sensors = new SimulatedSensors({ random: opts.random, ...opts.sensors })
+    this.reconnector = new Reconnector({ baseMs: opts.backoff?.baseMs ?? 500, capMs: opts.backoff?.capMs ?? 30_000, stableMs: opts.backoff?.stableMs ?? 10_000, random: opts.random, now: this.now })
+    this.window = Math.max(1, opts.inflightWindow ?? 16)
+    this.file = stateFile(opts.stateDir, opts.id)
+    this.finished = new Promise((resolve) => (this.doneResolve = resolve))
+  }
+
+  /** The boot number of this run (after `start`). */
+  get boot(): number {
+    return this.state?.boot ?? 0
+  }
+
+  /** The last seq taken in this boot. */
+  get seq(): number {
+    return this.seqNo
+  }
+
+  /** The LED brightness now shown, and the id of the command that set it. */
+  get ledState(): { cmd: string; brightness: number } {
+    return { cmd: this.ledCmd, brightness: this.led }
+  }
+
+  /** The running firmware (factory, or the last version installed by OTA). */
+  get firmware(): { version: string; secureVersion: number } {
+    return { ...(this.state?.firmware ?? this.o.factory ?? { version: '1.0.0', secureVersion: 0 }) }
+  }
+
+  /** True while the MQTT connection is up. */
+  get connected(): boolean {
+    return this.linkUp
+  }
+
+  get counters(): DeviceSimCounters {
+    return { ...this.c, buffered: this.buffer.pending, dropped: this.buffer.dropped }
+  }
+
+  /**
+   * Boots: increments and persists the boot counter (before the first reading, like NVS), connects,
+   * and starts taking readings. Resolves once booted; the connection comes up in the background.
+   */
+  start(): Promise<void> {
+    if (this.state) throw new Error('DeviceSim.start() called twice')
+    const prev = loadState(this.file, this.id)
+    const factory = this.o.factory ?? { version: '1.0.0', secureVersion: 0 }
+    this.state = {
+      schema: 1,
+      device: this.id,
+      boot: (prev?.boot ?? 0) + 1,
+      ...(prev?.lastSeq !== undefined ? { lastSeq: prev.lastSeq } : {}),
+      firmware: prev?.firmware ?? factory,
+      ...(prev?.ota ? { ota: prev.ota } : {}),
+      updatedAt: this.now(),
+    }
+    saveState(this.file, this.state)
+    this.log.info({ boot: this.state.boot, firmware: this.state.firmware.version, state: this.file }, 'device booted')
+
+    if (this.o.ota) {
+      this.otaClient = new OtaClient({
+        url: this.o.ota.url,
+        tls: this.o.tls,
+        releaseKeys: this.o.ota.releaseKeys,
+        hw: this.o.ota.hw ?? 'esp32dev',
+        device: this.id,
+        workDir: this.o.stateDir,
+        log: this.log.child({ component: 'ota' }),
+        report: (r) => this.reportOta(r),
+        maxImageSize: this.o.ota.maxImageSize,
+        now: this.now,
+        random: this.o.random,
+      })
+    }
+
+    const v = this.o.protocolVersion ?? 4
+    const options: IClientOptions = {
+      manualConnect: true,
+      clientId: this.id,
+      clean: false,
+      protocolVersion: v,
+      keepalive: this.o.keepaliveS ?? 30,
+      // We drive reconnects ourselves (backoff with jitter); see scheduleReconnect.
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      will: { topic: this.topics.status, payload: Buffer.from('offline'), qos: 1, retain: true },
+      ca: this.o.tls.ca,
+      cert: this.o.tls.cert,
+      key: this.o.tls.key,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      ...(v === 5 ? { properties: { sessionExpiryInterval: this.o.sessionExpiryS ?? 86_400 } } : {}),
+    } as IClientOptions
+    const client = mqtt.connect(this.o.url ?? 'mqtts://localhost:8883', options)
+    this.client = client
+    client.on('connect', (ack) => this.onConnect(ack))
+    client.on('close', () => this.onClose())
+    client.on('error', (err) => this.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code }, attempt: this.reconnector.attempts }, 'broker connection error'))
+    client.on('message', (topic, payload) => this.onMessage(topic, payload))
+    client.connect()
+
+    const rate = this.o.rate ?? 1
+    if (rate > 0) this.tick = setInterval(() => this.produce(), Math.max(1, Math.round(1000 / rate)))
+    return Promise.resolve()
+  }
+
+  /** Takes one reading now and queues it for publishing. Returns it. */
+  produce(): Reading {
+    if (!this.state) throw new Error('DeviceSim.produce() before start()')
+    if (this.stopping || (this.o.count !== undefined && this.c.produced >= this.o.count)) throw new Error('DeviceSim is not taking readings any more')
+    const now = this.now()
+    const s = this.sensors.read(now)
+    const reading: Reading = { seq: ++this.seqNo, boot: this.state.boot, ts: now, pot: s.pot, switch: s.switch, led: this.led }
+    // Key order as the firmware's encode_telemetry; no ts while the clock is unknown.
+    const { ts, ...rest } = reading
+    const payload = this.o.clockValid === false ? JSON.stringify({ seq: rest.seq, boot: rest.boot, pot: rest.pot, switch: rest.switch, led: rest.led }) : JSON.stringify({ seq: rest.seq, boot: rest.boot, ts, pot: rest.pot, switch: rest.switch, led: rest.led })
+    const dropped = this.buffer.push({ reading, payload })
+    this.c.produced++
+    if (this.o.count !== undefined && this.c.produced >= this.o.count) this.stopTicking()
+    this.emit('reading', reading)
+    if (dropped.length) {
+      if (this.droppedThisOutage === 0) {
+        this.log.warn({ capacity: this.buffer.capacity, droppedSeq: dropped[0]!.reading.seq }, 'offline buffer full: dropping the oldest readings')
+      }
+      this.droppedThisOutage += dropped.length
+      this.emit('dropped', dropped.map((e) => e.reading))
+      this.checkDone()
+    }
+    this.pump()
+    return reading
+  }
+
+  /** Simulates losing the network: the connection is cut (no DISCONNECT, so the broker sends the Will) and stays down until `goOnline`. */
+  goOffline(): void {
+    if (this.simulatedOffline || this.stopping) return
+    this.simulatedOffline = true
+    this.log.info('going offline (simulated network loss)')
+    clearTimeout(this.reconnectTimer)
+    this.reconnectTimer = undefined
+    this.client?.stream?.destroy()
+  }
+
+  /** Ends a simulated network loss and reconnects at once. */
+  goOnline(): void {
+    if (!this.simulatedOffline || this.stopping) return
+    this.simulatedOffline = false
+    this.log.info({ buffered: this.buffer.pending }, 'network back (simulated); reconnecting')
+    if (!this.linkUp && !this.reconnectTimer) this.reconnect()
+  }
+
+  /**
+   * Asks the OTA server for an update now (also runs by itself after the first connection). A
+   * verified image is "installed": the new version is written to the state file and `installed` is
+   * reported, or `rolled-back` when the self-test fails. Concurrent calls share one check.
+   */
+  checkOta(): Promise<OtaCheckResult> {
+    if (!this.otaClient) return Promise.reject(new Error('OTA is not configured for this device (no ota options)'))
+    this.otaRunning ??= this.runOta().finally(() => (this.otaRunning = undefined))
+    return this.otaRunning
+  }
+
+  /**
+   * Planned shutdown: stops taking readings, publishes `offline` (retained) so the LWT is not needed,
+   * waits briefly for in-flight publishes, disconnects cleanly and records the last seq. Readings still
+   * buffered are lost, as they would be on the device.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    this.stopTicking()
+    clearTimeout(this.reconnectTimer)
+    clearTimeout(this.otaTimer)
+    this.otaAbort.abort()
+    const client = this.client
+    if (client) {
+      if (this.linkUp) {
+        await withTimeout(client.publishAsync(this.topics.status, 'offline', { qos: 1, retain: true }), 3000).catch((err: Error) =>
+          this.log.warn({ err: { message: err.message } }, 'could not publish offline before stopping; the broker will send the Will'),
+        )
+        const ended = await withTimeout(client.endAsync(false), 3000).then(() => true, () => false)
+        if (!ended) await client.endAsync(true).catch(() => undefined)
+      } else {
+        await client.endAsync(true).catch(() => undefined)
+      }
+    }
+    await this.otaRunning?.catch(() => undefined)
+    await this.otaClient?.close()
+    if (this.state) {
+      this.state = { ...this.state, lastSeq: this.seqNo, updatedAt: this.now() }
+      saveState(this.file, this.state)
+    }
+    const counters = this.counters
+    this.log.info(counters, 'device stopped')
+  }
+
+  // --- MQTT ----------------------------------------------------------------------------------------
+
+  private onConnect(ack: IConnackPacket): void {
+    const client = this.client!
+    this.linkUp = true
+    this.c.connects++
+    this.reconnector.connected()
+    this.log.info({ sessionPresent: ack.sessionPresent, buffered: this.buffer.pending, droppedWhileOffline: this.droppedThisOutage }, 'connected to the broker')
+    if (this.droppedThisOutage) {
+      this.log.warn({ dropped: this.droppedThisOutage, totalDropped: this.buffer.dropped }, 'readings were dropped while offline (buffer full)')
+      this.droppedThisOutage = 0
+    }
+    client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
+      if (err) this.log.debug({ err: { message: err.message } }, 'online status not acknowledged')
+    })
+    if (!this.connectedThisBoot || !ack.sessionPresent) {
+      client.subscribe(this.topics.ledSet, { qos: 1 }, (err) => {
+        if (err) this.log.error({ err: { message: err.message } }, 'subscribing to LED commands failed; reconnecting')
+      })
+    }
+    const first = !this.connectedThisBoot
+    this.connectedThisBoot = true
+    this.emit('connect')
+    this.pump()
+    if (first && this.otaClient) void this.checkOta()
+  }
+
+  private onClose(): void {
+    const wasUp = this.linkUp
+    this.linkUp = false
+    if (wasUp) {
+      this.log.warn({ buffered: this.buffer.pending, inflight: this.buffer.inflight }, 'broker connection lost; buffering readings')
+      this.emit('disconnect')
+    }
+    if (this.stopping || this.simulatedOffline) return
+    this.scheduleReconnect()
+  }
+
+  private scheduleReconnect(): void {
+    if (this.reconnectTimer) return
+    const delay = this.reconnector.next()
+    this.log.debug({ delayMs: delay, attempt: this.reconnector.attempts }, 'reconnecting after backoff')
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined
+      if (!this.stopping && !this.simulatedOffline) this.reconnect()
+    }, delay)
+  }
+
+  private reconnect(): void {
+    const client = this.client!
+    // Keep MQTT.js's session stores: unacknowledged publishes in them are resent (DUP) right after
+    // CONNACK, before anything new, and their callbacks (our PUBACK notifications) stay attached.
+    // MQTT.js's reconnect() would otherwise start with empty stores.
+    client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore })
+  }
+
+  /** Hands queued readings to MQTT, oldest first, keeping at most `window` awaiting PUBACK. */
+  private pump(): void {
+    const client = this.client
+    while (client && this.linkUp && !this.stopping && this.buffer.inflight < this.window) {
+      const entry = this.buffer.take()
+      if (!entry) break
+      this.c.published++
+      client.publish(this.topics.telemetry, entry.payload, { qos: 1 }, (err) => {
+        if (err) {
+          // Only when the client was ended with the publish unacknowledged; keep it for next time.
+          this.buffer.requeue(entry, bySeq)
+          this.c.published--
+          return
+        }
+        if (!this.buffer.ack(entry)) return
+        this.c.acked++
+        this.emit('acked', entry.reading)
+        this.checkDone()
+        this.pump()
+      })
+    }
+  }
+
+  private checkDone(): void {
+    const n = this.o.count
+    if (n === undefined || this.c.produced < n || this.buffer.pending > 0) return
+    this.doneResolve(this.counters)
+    this.emit('done', this.counters)
+  }
+
+  private stopTicking(): void {
+    clearInterval(this.tick)
+    this.tick = undefined
+  }
+
+  // --- LED -----------------------------------------------------------------------------------------
+
+  private onMessage(topic: string, payload: Buffer): void {
+    if (topic !== this.topics.ledSet) return
+    if (payload.length === 0) return // a cleared retained command: nothing to do
+    const parsed = parseLedCommand(payload)
+    if (!parsed.ok) {
+      this.c.ledIgnored++
+      this.log.warn({ reason: parsed.reason, payload: payload.toString('utf8').slice(0, 100) }, 'ignored an unreadable LED command; the LED stays as it is')
+      this.emit('led', { verdict: 'invalid', reason: parsed.reason })
+      return
+    }
+    const command = parsed.command
+    const verdict = judgeLedCommand(command, this.o.clockValid !== false, this.now())
+    if (verdict !== 'apply') {
+      this.c.ledIgnored++
+      this.log.info({ cmd: command.cmd, verdict, expires: command.expires }, 'ignored an LED command')
+      this.emit('led', { verdict, command })
+      return
+    }
+    this.applyLed(command)
+  }
+
+  private applyLed(command: LedCommand): void {
+    this.led = command.brightness
+    this.ledCmd = command.cmd
+    this.c.ledApplied++
+    this.log.info({ cmd: command.cmd, brightness: command.brightness }, 'LED set')
+    this.client?.publish(this.topics.ledState, encodeLedState(command.cmd, command.brightness), { qos: 1, retain: true }, (err) => {
+      if (err) this.log.debug({ err: { message: err.message } }, 'led/state not acknowledged')
+    })
+    this.emit('led', { verdict: 'apply', command })
+  }
+
+  // --- OTA -----------------------------------------------------------------------------------------
+
+  private reportOta(r: OtaReport): void {
+    this.client?.publish(this.topics.otaStatus, JSON.stringify(r), { qos: 1 }, (err) => {
+      if (err) this.log.debug({ err: { message: err.message } }, 'ota/status not acknowledged')
+    })
+  }
+
+  private async runOta(): Promise<OtaCheckResult> {
+    clearTimeout(this.otaTimer)
+    const running = this.firmware
+    const result = await this.otaClient!.check(running, this.otaAbort.signal)
+    if (result.kind === 'verified') await this.install(result.manifest)
+    this.emit('ota', result)
+    if (!this.stopping) {
+      const every = this.o.ota?.intervalMs ?? 3_600_000
+      const next = result.kind === 'busy' ? result.retryAfterMs : result.kind === 'error' ? Math.min(every || 60_000, 60_000) : every
+      if (next > 0) {
+        this.otaTimer = setTimeout(() => void this.checkOta(), next)
+        this.otaTimer.unref()
+      }
+    }
+    return result
+  }
+
+  /**
+   * The simulated install. A real node writes the inactive slot, reboots into it in pending-verify
+   * state, runs a self-test and only then marks it valid and raises its secure_version floor
+   * (firmware/lib/ferry_core/include/ferry/rollback.h). Here the "reboot" is skipped: the self-test
+   * runs in place and, if it passes, the new version and floor are written to the state file.
+   */
+  private async install(m: Manifest): Promise<void> {
+    const state = this.state!
+    const ok = await (this.o.ota?.selfTest?.() ?? this.linkUp)
+    const at = this.now()
+    if (!ok) {
+      this.state = { ...state, ota: { deployment: m.deployment, version: m.version, state: 'rolled-back', reason: 'self_test_failed', at }, updatedAt: at }
+      saveState(this.file, this.state)
+      this.log.error({ deployment: m.deployment, version: m.version }, 'new firmware failed its self-test; rolled back')
+      this.reportOta({ deployment: m.deployment, state: 'rolled-back', version: m.version, reason: 'self_test_failed' })
+      return
+    }
+    this.state = {
+      ...state,
+      firmware: { version: m.version, secureVersion: Math.max(state.firmware.secureVersion, m.secure_version) },
+      ota: { deployment: m.deployment, version: m.version, state: 'installed', at },
+      updatedAt: at,
+    }
+    saveState(this.file, this.state)
+    this.log.info({ deployment: m.deployment, from: state.firmware.version, to: m.version }, 'firmware updated')
+    this.reportOta({ deployment: m.deployment, state: 'installed', version: m.version })
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
+    }),
+  ])
+}
