@@ -1,0 +1,172 @@
+/**
+ * Durable ingest, durability modes and write amplification.
+ *
+ * Ferry: `ferry gateway` (a real process, no sinks) stores every reading in SQLite and only then
+ * sends the PUBACK. Baseline: a bare `mosquitto_sub -q 1` with the gateway's identity on the same
+ * broker, its output counted and thrown away. Both get exactly the same load: one `mosquitto_pub -l`
+ * per device, QoS 1, a window of in-flight messages, started after the receiver has proved it is
+ * subscribed. Every sample starts from a fresh broker (and for Ferry a fresh buffer), and the sides
+ * alternate, so drift in the machine's load hits both.
+ *
+ * Rate = readings / (first publisher started → last reading stored by Ferry, or received by
+ * mosquitto_sub). Ferry's end is found by polling `max(seq)` per device on a read-only connection
+ * every 5 ms (QoS 1 keeps each publisher's order, so the last seq stored means all of them are).
+ */
+import Database from 'better-sqlite3'
+import { startTestBroker } from '../test/helpers/mosquitto.js'
+import { makePki, type TestPki } from '../test/helpers/pki.js'
+import { gatewayEnv } from '../test/helpers/gateway.js'
+import { tempDir } from '../test/helpers/tmp.js'
+import { measure, result, withScope, type Result } from './lib/harness.js'
+import { cpuMsOf, ioOf, start, startFerry, waitUntil } from './lib/procs.js'
+import { prepareLoad, publishLoad, warmUp, type Load } from './lib/load.js'
+import type { Bench, BenchContext } from './lib/context.js'
+
+const WARM = 'warm'
+
+interface Sample {
+  rate: number
+  ms: number
+  /** CPU time of the receiving process per message, µs. */
+  cpuUsPerMsg: number
+  /** Bytes the receiver wrote to storage per message (Ferry only). */
+  writePerMsg?: number
+}
+
+interface Mode {
+  id: string
+  title: string
+  synchronous: 'NORMAL' | 'FULL'
+  batchMax: number
+  delayMs: number
+  /** Fraction of the load to send (fsync-per-message is too slow for the full load). */
+  share: number
+}
+
+/** One baseline sample: mosquitto_sub, output counted by line. */
+async function baselineSample(pki: TestPki, load: Load): Promise<Sample> {
+  return withScope(async (s) => {
+    const broker = await startTestBroker(s, { pki })
+    const f = pki.files
+    let lines = 0
+    let target = Infinity
+    let reached: (() => void) | undefined
+    const done = new Promise<void>((r) => (reached = r))
+    const sub = start(s, 'mosquitto_sub', ['-h', 'localhost', '-p', String(broker.port), '--cafile', f.caCert, '--cert', f.gatewayCert, '--key', f.gatewayKey, '-q', '1', '-t', 'sensors/+/telemetry'], {
+      onStdout: (b: Buffer) => {
+        for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) lines++
+        if (lines >= target) reached?.()
+      },
+    })
+    await warmUp(s, broker, WARM, () => lines > 0)
+    target = lines + load.total
+    const cpu0 = cpuMsOf(sub.pid)!
+    const started = performance.now()
+    const pub = publishLoad(s, broker, load, 100)
+    await Promise.race([done, sub.exited.then(() => Promise.reject(new Error(`mosquitto_sub exited: ${sub.lines.join('\n')}`)))])
+    const ms = performance.now() - started
+    const cpu = cpuMsOf(sub.pid)! - cpu0
+    await pub
+    return { rate: (load.total / ms) * 1000, ms, cpuUsPerMsg: (cpu * 1000) / load.total }
+  })
+}
+
+/** One Ferry sample: `ferry gateway` with the given durability mode. */
+async function ferrySample(pki: TestPki, load: Load, mode: Mode): Promise<Sample> {
+  return withScope(async (s) => {
+    const broker = await startTestBroker(s, { pki })
+    const dir = tempDir(s, 'ferry-bench-')
+    const env = gatewayEnv(broker, dir, {
+      FERRY_LOG_LEVEL: 'info',
+      FERRY_DB_SYNCHRONOUS: mode.synchronous,
+      FERRY_INGEST_BATCH_MAX: String(mode.batchMax),
+      FERRY_INGEST_BATCH_DELAY_MS: String(mode.delayMs),
+    })
+    const gw = startFerry(s, ['gateway'], env)
+    await gw.waitFor(/connected to the broker/)
+    const db = new Database(env.FERRY_DB!, { readonly: true })
+    s.teardown(() => db.close())
+    const warm = db.prepare('SELECT 1 FROM readings WHERE device = ? LIMIT 1')
+    await warmUp(s, broker, WARM, () => warm.get(WARM) !== undefined)
+    const last = db.prepare('SELECT max(seq) AS s FROM readings WHERE device = ? AND boot = 1')
+    const io0 = ioOf(gw.pid)!
+    const cpu0 = cpuMsOf(gw.pid)!
+    const started = performance.now()
+    const pub = publishLoad(s, broker, load, 100)
+    await waitUntil(() => load.devices.every((d) => (last.get(d) as { s: number | null }).s === load.perDevice), `${load.total} readings stored`, 300_000, 5)
+    const ms = performance.now() - started
+    const io1 = ioOf(gw.pid)!
+    const cpu = cpuMsOf(gw.pid)! - cpu0
+    await pub
+    await gw.stop()
+    return { rate: (load.total / ms) * 1000, ms, cpuUsPerMsg: (cpu * 1000) / load.total, writePerMsg: (io1.writeBytes - io0.writeBytes) / load.total }
+  })
+}
+
+async function run(ctx: BenchContext): Promise<Result[]> {
+  const devices = ['dev1', 'dev2', 'dev3', 'dev4']
+  const perDevice = ctx.quick ? 5_000 : 15_000
+  const samples = ctx.quick ? 2 : 5
+  const modes: Mode[] = [
+    { id: 'ingest.normal', title: 'durable ingest, synchronous=NORMAL (default), group commit ≤256 / 5 ms', synchronous: 'NORMAL', batchMax: 256, delayMs: 5, share: 1 },
+    { id: 'ingest.full', title: 'power-loss-safe ingest, synchronous=FULL, group commit ≤256 / 5 ms', synchronous: 'FULL', batchMax: 256, delayMs: 5, share: 1 },
+    { id: 'ingest.full-per-message', title: 'synchronous=FULL with one commit (fsync) per message (batch 1): why group commit', synchronous: 'FULL', batchMax: 1, delayMs: 0, share: 0.1 },
+  ]
+  if (!ctx.quick) {
+    modes.splice(2, 0, { id: 'ingest.full-b1024', title: 'synchronous=FULL, group commit ≤1024 / 5 ms', synchronous: 'FULL', batchMax: 1024, delayMs: 5, share: 1 })
+  }
+
+  return withScope(async (s) => {
+    const pki = await makePki(s, [...devices, WARM])
+    const dir = tempDir(s, 'ferry-bench-load-')
+    const load = prepareLoad(dir, devices, perDevice)
+    const loads = new Map(modes.map((m) => [m.id, m.share === 1 ? load : prepareLoad(tempDir(s, 'ferry-bench-load-'), devices, Math.max(100, Math.round(perDevice * m.share)))]))
+    const base: Sample[] = []
+    const ferry = new Map<string, Sample[]>(modes.map((m) => [m.id, []]))
+    for (let i = 0; i < samples; i++) {
+      const b = await baselineSample(pki, load)
+      base.push(b)
+      ctx.log(`ingest: sample ${i + 1}/${samples} mosquitto_sub ${Math.round(b.rate)} msg/s`)
+      for (const m of modes) {
+        const f = await ferrySample(pki, loads.get(m.id)!, m)
+        ferry.get(m.id)!.push(f)
+        ctx.log(`ingest: sample ${i + 1}/${samples} ${m.id} ${Math.round(f.rate)} msg/s, ${Math.round(f.writePerMsg ?? 0)} B written/msg`)
+      }
+    }
+    const baseline = { name: 'mosquitto_sub -q 1', ...measure(base.map((x) => x.rate)) }
+    const loadNote = `${devices.length} mosquitto_pub -l publishers × ${perDevice.toLocaleString('en-US')} readings (${Math.round(load.payloadBytes)} B JSON), QoS 1, 100 in flight each; one fresh broker per sample`
+    const cpuNote = (xs: Sample[], who: string) => `${who} CPU ${Math.round(measure(xs.map((x) => x.cpuUsPerMsg)).median)} µs per message`
+    const out: Result[] = []
+    for (const m of modes) {
+      const xs = ferry.get(m.id)!
+      const targets = m.id === 'ingest.normal' ? [{ of: 'ratio' as const, op: '>=' as const, value: 0.9 }] : m.id === 'ingest.full' ? [{ of: 'ratio' as const, op: '>=' as const, value: 0.7 }] : []
+      out.push(result({
+        id: m.id,
+        title: m.title,
+        unit: 'msg/s',
+        ferry: measure(xs.map((x) => x.rate)),
+        baseline,
+        targets,
+        notes: [
+          ...(m.share === 1 ? [loadNote] : [`${loads.get(m.id)!.total.toLocaleString('en-US')} readings (a tenth of the load: one fsync per message)`]),
+          `${cpuNote(xs, 'gateway')}; ${cpuNote(base, 'mosquitto_sub')}`,
+        ],
+      }))
+    }
+    const payload = measure(Array.from({ length: samples }, () => load.payloadBytes))
+    for (const id of ['ingest.normal', 'ingest.full']) {
+      const xs = ferry.get(id)!
+      out.push(result({
+        id: `${id.replace('ingest.', 'write-amp.')}`,
+        title: `bytes written to disk per stored reading (/proc/<pid>/io write_bytes: WAL + checkpoints), ${id === 'ingest.normal' ? 'NORMAL' : 'FULL'}`,
+        unit: 'B/msg',
+        ferry: measure(xs.map((x) => x.writePerMsg ?? NaN)),
+        baseline: { name: 'payload bytes', ...payload },
+        targets: id === 'ingest.normal' ? [{ of: 'ratio', op: '<=', value: 4 }] : [],
+      }))
+    }
+    return out
+  })
+}
+
+export const bench: Bench = { name: 'ingest', description: 'durable QoS 1 ingest vs mosquitto_sub; NORMAL vs FULL; write amplification', run }

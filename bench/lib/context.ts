@@ -1,0 +1,17 @@
+import type { Result } from './harness.js'
+
+/** What every benchmark gets from bench/run.ts. */
+export interface BenchContext {
+  /** `--quick`: fewer samples and smaller sizes, the whole run under two minutes. */
+  quick: boolean
+  /** Progress lines (stderr), so stdout keeps only the tables. */
+  log(msg: string): void
+}
+
+/** A benchmark module: `bench/<case>.bench.ts` exports one of these as `bench`. */
+export interface Bench {
+  /** Prefix of its result ids; `--only <name>` selects it. */
+  name: string
+  description: string
+  run(ctx: BenchContext): Promise<Result[]>
+}

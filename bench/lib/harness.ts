@@ -1,0 +1,149 @@
+/**
+ * The bench harness: a teardown scope that the test helpers accept in place of tap's `t`, sample
+ * statistics, the result shape written by `--json`, and the table printer.
+ */
+import { cpus, loadavg, release } from 'node:os'
+
+/** Collects cleanups the way tap's `t.teardown` does, and runs them in reverse order on `close()`. */
+export class Scope {
+  private fns: Array<() => unknown> = []
+
+  teardown(fn: () => unknown): void {
+    this.fns.push(fn)
+  }
+
+  async close(): Promise<void> {
+    const fns = this.fns.reverse()
+    this.fns = []
+    for (const fn of fns) {
+      try {
+        await fn()
+      } catch (err) {
+        process.stderr.write(`bench: cleanup failed: ${(err as Error).message}\n`)
+      }
+    }
+  }
+}
+
+/** Runs `fn` with a fresh scope and always cleans it up (processes, ports, temp dirs). */
+export async function withScope<T>(fn: (s: Scope) => Promise<T>): Promise<T> {
+  const s = new Scope()
+  try {
+    return await fn(s)
+  } finally {
+    await s.close()
+  }
+}
+
+/** Samples of one quantity and their summary. */
+export interface Measure {
+  samples: number[]
+  median: number
+  min: number
+  max: number
+  /** Half the range as a percentage of the median: the ± a reader should allow. */
+  spreadPct: number
+}
+
+export function measure(samples: number[]): Measure {
+  const s = [...samples].sort((a, b) => a - b)
+  const n = s.length
+  const median = n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2
+  const min = s[0] ?? NaN
+  const max = s[n - 1] ?? NaN
+  return { samples, median, min, max, spreadPct: median ? ((max - min) / 2 / median) * 100 : 0 }
+}
+
+/** The p-th percentile (0..100) by nearest rank. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN
+  const s = [...values].sort((a, b) => a - b)
+  const rank = Math.ceil((p / 100) * s.length)
+  return s[Math.min(s.length - 1, Math.max(0, rank - 1))]!
+}
+
+/** A target on the ratio (ferry / baseline) or on Ferry's own figure. */
+export interface Target {
+  of: 'ratio' | 'ferry'
+  op: '>=' | '<='
+  value: number
+}
+
+/** One line of the summary table and of the JSON file. */
+export interface Result {
+  /** Stable id, e.g. `ingest.normal`; `--only` matches its prefix. */
+  id: string
+  title: string
+  unit: string
+  ferry: Measure
+  baseline?: Measure & { name: string }
+  /** ferry.median / baseline.median. */
+  ratio?: number
+  targets: Target[]
+  /** Undefined when there is no target (information only). */
+  pass?: boolean
+  notes: string[]
+}
+
+export function result(r: Omit<Result, 'ratio' | 'pass' | 'notes' | 'targets'> & { targets?: Target[]; notes?: string[] }): Result {
+  const ratio = r.baseline ? r.ferry.median / r.baseline.median : undefined
+  const targets = r.targets ?? []
+  const holds = (t: Target) => {
+    const v = t.of === 'ratio' ? ratio : r.ferry.median
+    if (v === undefined || !Number.isFinite(v)) return false
+    return t.op === '>=' ? v >= t.value : v <= t.value
+  }
+  return { ...r, targets, notes: r.notes ?? [], ...(ratio !== undefined ? { ratio } : {}), ...(targets.length ? { pass: targets.every(holds) } : {}) }
+}
+
+/** Facts about the machine and the moment, recorded next to the numbers. */
+export function environment() {
+  const c = cpus()
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    kernel: release(),
+    cpu: `${c.length} × ${c[0]?.model ?? 'unknown'}`,
+    loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
+  }
+}
+
+export function fmt(v: number | undefined, unit = ''): string {
+  if (v === undefined || !Number.isFinite(v)) return '–'
+  const abs = Math.abs(v)
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2
+  return `${v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 })}${unit ? ` ${unit}` : ''}`
+}
+
+function targetText(t: Target, unit: string): string {
+  return `${t.of === 'ratio' ? '' : 'ferry '}${t.op === '>=' ? '≥' : '≤'} ${t.value}${t.of === 'ratio' ? '×' : ` ${unit}`}`
+}
+
+/** Prints one benchmark's samples as it finishes, so a long run shows progress. */
+export function printDetail(r: Result, out: (s: string) => void = (s) => process.stdout.write(s)): void {
+  const line = (label: string, m: Measure) =>
+    `    ${label.padEnd(30)} median ${fmt(m.median, r.unit).padStart(16)}  ±${fmt(m.spreadPct)}%  samples ${m.samples.map((x) => fmt(x)).join(', ')}\n`
+  out(`  ${r.id}: ${r.title}\n`)
+  out(line('ferry', r.ferry))
+  if (r.baseline) out(line(r.baseline.name, r.baseline))
+  if (r.ratio !== undefined || r.targets.length) {
+    out(`    ratio ${fmt(r.ratio)}×${r.targets.length ? `  target ${r.targets.map((t) => targetText(t, r.unit)).join(' and ')}  ${r.pass ? 'PASS' : 'MISS'}` : ''}\n`)
+  }
+  for (const n of r.notes) out(`    note: ${n}\n`)
+}
+
+/** The summary: `benchmark | ferry | baseline | ratio | target | pass`. */
+export function table(results: Result[]): string {
+  const head = ['benchmark', 'ferry', 'baseline', 'ratio', 'target', 'pass']
+  const rows = results.map((r) => [
+    r.id,
+    fmt(r.ferry.median, r.unit),
+    r.baseline ? `${fmt(r.baseline.median, r.unit)} (${r.baseline.name})` : '–',
+    r.ratio === undefined ? '–' : `${fmt(r.ratio)}×`,
+    r.targets.length ? r.targets.map((t) => targetText(t, r.unit)).join(', ') : '–',
+    r.pass === undefined ? '–' : r.pass ? 'yes' : 'NO',
+  ])
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
+  const fmtRow = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
+  return [fmtRow(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(fmtRow)].join('\n')
+}

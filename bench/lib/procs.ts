@@ -1,0 +1,163 @@
+/**
+ * Child processes for the benchmarks: the `ferry` command (built, so RSS and I/O are the gateway's
+ * own and not the TypeScript loader's), any other binary with its output captured, and readings from
+ * `/proc/<pid>` (RSS, peak RSS, bytes written).
+ */
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Scope } from './harness.js'
+
+export const ROOT = join(import.meta.dirname, '..', '..')
+
+/**
+ * How to run `ferry`: the build in dist/ (what `npm run bench` refreshes via scripts/bootstrap.sh), or the
+ * TypeScript sources through tsx when there is no build. The label goes into the results, since tsx
+ * adds its own memory and start-up time.
+ */
+export function ferryCommand(): { argv: string[]; runtime: 'dist' | 'tsx' } {
+  const built = join(ROOT, 'dist', 'cli', 'ferry.js')
+  // `npm run bench` rebuilds dist/ first (scripts/bootstrap.sh) when any source is newer.
+  if (existsSync(built)) {
+    return { argv: [join(ROOT, 'bin', 'ferry.js')], runtime: 'dist' }
+  }
+  return { argv: ['--import', 'tsx', join(ROOT, 'cli', 'main.ts')], runtime: 'tsx' }
+}
+
+export interface Proc {
+  child: ChildProcess
+  pid: number
+  lines: string[]
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Resolves with the first output line (stdout or stderr) matching `re`. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<string>
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>
+}
+
+/**
+ * Spawns `cmd` and keeps its output lines (up to `keepLines`, oldest dropped) unless `stdout` is
+ * 'ignore' or a custom handler consumes it. Killed at scope close.
+ */
+export function start(scope: Scope, cmd: string, args: string[], opts: SpawnOptions & { keepLines?: number; onStdout?: (b: Buffer) => void } = {}): Proc {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
+  const lines: string[] = []
+  const keep = opts.keepLines ?? 5000
+  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = []
+  let partial = ''
+  const onText = (buf: Buffer) => {
+    const text = partial + buf.toString('utf8')
+    const parts = text.split('\n')
+    partial = parts.pop() ?? ''
+    for (const line of parts) {
+      if (!line) continue
+      lines.push(line)
+      if (lines.length > keep) lines.shift()
+      for (const w of [...waiters]) {
+        if (w.re.test(line)) {
+          waiters.splice(waiters.indexOf(w), 1)
+          w.resolve(line)
+        }
+      }
+    }
+  }
+  if (opts.onStdout) child.stdout?.on('data', opts.onStdout)
+  else child.stdout?.on('data', onText)
+  child.stderr?.on('data', onText)
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
+  const alive = () => child.exitCode === null && child.signalCode === null
+  const stop = async (graceMs = 5000) => {
+    if (!alive()) return
+    child.kill('SIGTERM')
+    const killer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+    await exited
+    clearTimeout(killer)
+  }
+  scope.teardown(() => stop(3000))
+  return {
+    child,
+    pid: child.pid ?? -1,
+    lines,
+    exited,
+    stop,
+    waitFor(re: RegExp, timeoutMs = 30_000) {
+      const hit = lines.find((l) => re.test(l))
+      if (hit) return Promise.resolve(hit)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${cmd}: timed out waiting for ${re}; last lines:\n${lines.slice(-10).join('\n')}`)), timeoutMs)
+        const w = {
+          re,
+          resolve: (l: string) => {
+            clearTimeout(timer)
+            resolve(l)
+          },
+        }
+        waiters.push(w)
+        void exited.then(() => {
+          if (waiters.includes(w)) {
+            clearTimeout(timer)
+            reject(new Error(`${cmd} exited while waiting for ${re}; last lines:\n${lines.slice(-10).join('\n')}`))
+          }
+        })
+      })
+    },
+  }
+}
+
+/** `ferry <args>` with exactly the given environment (plus PATH and HOME). */
+export function startFerry(scope: Scope, args: string[], env: Record<string, string>, opts: { nodeArgs?: string[] } = {}): Proc {
+  const { argv } = ferryCommand()
+  return start(scope, process.execPath, [...(opts.nodeArgs ?? []), ...argv, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+  })
+}
+
+/** VmRSS and VmHWM (peak) of a live process, in bytes. */
+export function memoryOf(pid: number): { rss: number; hwm: number } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') }
+  } catch {
+    return undefined
+  }
+}
+
+/** `/proc/<pid>/io`: `write_bytes` is what the process sent towards the block device (page cache writes included, at the time they were dirtied). */
+export function ioOf(pid: number): { writeBytes: number; wchar: number; readBytes: number } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/io`, 'utf8')
+    const v = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN)
+    return { writeBytes: v('write_bytes'), wchar: v('wchar'), readBytes: v('read_bytes') }
+  } catch {
+    return undefined
+  }
+}
+
+/** Polls `check` until it returns a truthy value; throws naming `what` after `timeoutMs`. */
+export async function waitUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs = 60_000, everyMs = 10): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await check()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, everyMs))
+  }
+}
+
+/** CPU time (user + system) a live process has used so far, in milliseconds. */
+export function cpuMsOf(pid: number): number | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name (which may hold spaces) start at state; utime and stime are 14 and 15.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS
+  } catch {
+    return undefined
+  }
+}
+
+/** USER_HZ; 100 on every Linux this runs on. */
+const CLOCK_TICKS = 100
