@@ -3,18 +3,23 @@
 // while the broker is down arrive after it returns, in order, none missing.
 import t from 'tap'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Packet } from 'mqtt'
 import { startTestBroker, type TestBroker } from '../helpers/mosquitto.js'
 import { tempDir } from '../helpers/tmp.js'
-import { gatewayEnv } from '../helpers/gateway.js'
+import { gatewayEnv, spawnFerry } from '../helpers/gateway.js'
 import { waitUntil } from '../helpers/wait.js'
 import { loadCoreConfig } from '../../gateway/src/config.js'
 import { startGateway } from '../../gateway/src/gateway.js'
 import { silentLogger } from '../../common/src/logger.js'
 import { DeviceSim, type DeviceSimOptions } from '../../device-sim/src/sim.js'
+import { buildApp } from '../../ota-server/src/app.js'
+import { publishRelease } from '../../ota-server/src/store/publish.js'
+import { generateReleaseKey } from '../../ota-server/src/manifest/index.js'
 
 interface T {
   teardown(fn: () => unknown): void
@@ -209,4 +214,56 @@ t.test('the broker publishes the Will when the link is cut, and "offline" on a c
   t.same(await statuses(3), ['online', 'offline', 'online'])
   await s.stop()
   t.same(await statuses(4), ['online', 'offline', 'online', 'offline'], 'explicit offline before a clean disconnect')
+})
+
+t.test('OTA: the device verifies, installs and reports each step on ota/status', async (t) => {
+  const { broker, dir, events } = await setup(t)
+  const key = generateReleaseKey()
+  const otaDir = join(dir, 'ota')
+  const imageFile = join(dir, 'fw.bin')
+  writeFileSync(imageFile, randomBytes(64_000))
+  await publishRelease({ image: imageFile, version: '1.1.0', hw: 'esp32dev', secureVersion: 1, keys: [key.privateKeyPem], dir: otaDir, expiresInMs: 86_400_000 })
+  const app = await buildApp({ dir: otaDir, https: { cert: readFileSync(broker.pki.files.serverCert), key: readFileSync(broker.pki.files.serverKey), ca: broker.pki.ca } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as AddressInfo).port
+  const stateDir = join(dir, 'state')
+
+  const s = sim(t, broker, stateDir, { ota: { url: `https://localhost:${port}`, releaseKeys: [key.publicKeyPem], intervalMs: 0 } })
+  const result = once(s, 'ota')
+  await s.start()
+  const [r] = (await result) as [{ kind: string }]
+  t.equal(r.kind, 'verified')
+  t.same(s.firmware, { version: '1.1.0', secureVersion: 1 }, 'running the new version with the raised floor')
+  const saved = JSON.parse(readFileSync(join(stateDir, 'sim1.json'), 'utf8')) as { firmware: unknown; ota: { state: string } }
+  t.same(saved.firmware, { version: '1.1.0', secureVersion: 1 }, 'recorded in the state file')
+  t.equal(saved.ota.state, 'installed')
+  await waitUntil(() => events('sim1', 'ota_status').length >= 3, 'three OTA reports at the gateway')
+  t.same(
+    events('sim1', 'ota_status').map((p) => (JSON.parse(p) as { state: string; version: string }).state),
+    ['downloading', 'verified', 'installed'],
+  )
+  t.same(await s.checkOta(), { kind: 'up-to-date' }, 'the next check finds nothing newer')
+})
+
+t.test('ferry device-sim: --count exits 0 once every reading is acknowledged; SIGTERM stops cleanly', async (t) => {
+  const { broker, events, rowsAtLeast } = await setup(t)
+  const args = ['device-sim', '--id', 'sim1', '--pki', broker.pki.dir, '--url', broker.url]
+  const counted = spawnFerry(t, [...args, '--count', '5', '--rate', '50'], {})
+  t.same(await counted.exited, { code: 0, signal: null })
+  t.match(await counted.waitFor(/readings published/), /"acked":5/)
+  t.same((await rowsAtLeast('sim1', 5)).map((r) => [r.boot, r.seq]), [[1, 1], [1, 2], [1, 3], [1, 4], [1, 5]])
+  t.equal(JSON.parse(readFileSync(join(broker.pki.dir, '..', 'sim-state', 'sim1.json'), 'utf8')).boot, 1, 'state beside the PKI folder by default')
+
+  const running = spawnFerry(t, [...args, '--rate', '20'], {})
+  await running.waitFor(/connected to the broker/)
+  running.child.kill('SIGTERM')
+  t.same(await running.exited, { code: 0, signal: null })
+  await waitUntil(() => events('sim1', 'status').length >= 4, 'both runs\' status messages')
+  t.same(events('sim1', 'status'), ['online', 'offline', 'online', 'offline'], 'each run ends with an explicit offline')
+  t.match(await running.waitFor(/readings published/), /"boot":2/)
+
+  const bad = spawnFerry(t, [...args, '--ota-url', 'https://localhost:1'], {})
+  t.equal((await bad.exited).code, 2, 'OTA without a release key is a usage error')
+  t.match(await bad.waitFor(/release-pub/), /--release-pub/)
 })
