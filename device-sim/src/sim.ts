@@ -416,7 +416,8 @@ export class DeviceSim extends EventEmitter {
     const wasUp = this.linkUp
     this.linkUp = false
     if (wasUp) {
-      this.log.warn({ buffered: this.buffer.pending, inflight: this.buffer.inflight }, 'broker connection lost; buffering readings')
+      if (this.stopping) this.log.debug('disconnected from the broker')
+      else this.log.warn({ buffered: this.buffer.pending, inflight: this.buffer.inflight }, 'broker connection lost; buffering readings')
       this.emit('disconnect')
     }
     if (this.stopping || this.simulatedOffline) return

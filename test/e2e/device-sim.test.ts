@@ -80,10 +80,10 @@ function sim(t: T, broker: TestBroker, stateDir: string, over: Partial<DeviceSim
 
 const connected = (s: DeviceSim) => (s.connected ? Promise.resolve() : once(s, 'connect').then(() => undefined))
 
-t.test('readings taken while the broker is down arrive after it returns, in order, none missing', async (t) => {
+for (const protocolVersion of [4, 5] as const) t.test(`readings taken while the broker is down arrive after it returns, in order, none missing (MQTT ${protocolVersion === 4 ? '3.1.1' : '5'})`, async (t) => {
   const { broker, dir, rowsAtLeast, arrival } = await setup(t)
   const N = 120
-  const s = sim(t, broker, join(dir, 'state'), { rate: 40, count: N })
+  const s = sim(t, broker, join(dir, 'state'), { rate: 40, count: N, protocolVersion })
   await s.start()
   await connected(s)
   await waitUntil(() => s.counters.acked >= 20, '20 readings acknowledged before the outage')
