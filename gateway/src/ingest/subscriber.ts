@@ -105,14 +105,20 @@ export function createSubscriber(o: SubscriberOptions): Subscriber {
   client.on('connect', (ack) => {
     failures = 0
     client.options.reconnectPeriod = BACKOFF_MIN_MS
-    log.info({ sessionPresent: ack.sessionPresent }, 'connected to the broker')
-    o.onConnectionChange?.(true)
-    if (!ack.sessionPresent) {
-      client.subscribe([...SUBSCRIPTIONS], { qos: 1 }, (err) => {
-        if (err) log.error({ err }, 'subscribing failed; reconnecting')
-      })
-    }
     client.subscribe(SYS_DROPPED, { qos: 0 })
+    // "Connected" means ready to receive: with a session the broker kept, the subscriptions exist
+    // already; with a new session (first start, or the broker lost it) only after the SUBACK. Until
+    // then a device's message has no subscriber and the broker discards it, so readiness waits.
+    const ready = () => {
+      log.info({ sessionPresent: ack.sessionPresent }, 'connected to the broker')
+      o.onConnectionChange?.(true)
+    }
+    if (ack.sessionPresent) return ready()
+    client.subscribe([...SUBSCRIPTIONS], { qos: 1 }, (err) => {
+      if (!err) return ready()
+      log.error({ err }, 'subscribing failed; reconnecting')
+      client.end(true, () => client.reconnect())
+    })
   })
   client.on('close', () => {
     generation++
