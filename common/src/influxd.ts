@@ -8,20 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createServer } from 'node:net'
-
-/** A TCP port that was free a moment ago. */
-export async function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.unref()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address()
-      s.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0))
-    })
-  })
-}
+import { freeTcpPort } from './ports.js'
 
 export interface LocalInfluxd {
   url: string
