@@ -32,11 +32,12 @@ export function escapeKey(s: string): string {
   return s.replace(/[,= ]/g, (c) => `\\${c}`)
 }
 
+/** `name=<v>i`. Field names here are fixed identifiers that need no escaping. */
 function int(name: string, v: unknown): string {
   if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
     throw new LineProtocolError(`field ${name} must be an integer, got ${JSON.stringify(v)}`)
   }
-  return `${escapeKey(name)}=${v}i`
+  return `${name}=${v}i`
 }
 
 /** `tsUs` (µs since the epoch) as an exact nanosecond integer string. */
@@ -50,11 +51,19 @@ export function nsFromUs(tsUs: number): string {
  * written (non-integer field, empty device id, newline in a name); the caller rejects that row.
  */
 export function toLine(row: Stored, measurement = DEFAULT_MEASUREMENT): string {
-  if (!row.device) throw new LineProtocolError('device id is empty; InfluxDB does not accept an empty tag value')
-  if (/[\r\n]/.test(row.device) || /[\r\n]/.test(measurement)) throw new LineProtocolError('newlines are not allowed in names or tag values')
-  const fields = [int('pot', row.pot), int('switch', row.switch), int('seq', row.seq), int('boot', row.boot)]
-  if (row.led !== null && row.led !== undefined) fields.push(int('led', row.led))
-  return `${escapeMeasurement(measurement)},${escapeKey('device')}=${escapeKey(row.device)} ${fields.join(',')} ${nsFromUs(row.tsUs)}`
+  return lineWith(row, seriesKey(measurement, row.device))
+}
+
+/** `<measurement>,device=<id>`, escaped and checked; the same for every reading of a device. */
+function seriesKey(measurement: string, device: string): string {
+  if (!device) throw new LineProtocolError('device id is empty; InfluxDB does not accept an empty tag value')
+  if (/[\r\n]/.test(device) || /[\r\n]/.test(measurement)) throw new LineProtocolError('newlines are not allowed in names or tag values')
+  return `${escapeMeasurement(measurement)},device=${escapeKey(device)}`
+}
+
+function lineWith(row: Stored, key: string): string {
+  const led = row.led !== null && row.led !== undefined ? `,${int('led', row.led)}` : ''
+  return `${key} ${int('pot', row.pot)},${int('switch', row.switch)},${int('seq', row.seq)},${int('boot', row.boot)}${led} ${nsFromUs(row.tsUs)}`
 }
 
 /** Encodes a batch: lines for the rows that can be written, and rejections for those that cannot. */
@@ -64,9 +73,16 @@ export function encodeBatch(rows: readonly Stored[], measurement = DEFAULT_MEASU
 } {
   const ok: { row: Stored; line: string }[] = []
   const bad: { id: number; reason: string }[] = []
+  // A backlog batch holds thousands of readings from a few devices: escape each series key once.
+  const keys = new Map<string, string>()
   for (const row of rows) {
     try {
-      ok.push({ row, line: toLine(row, measurement) })
+      let key = keys.get(row.device)
+      if (key === undefined) {
+        key = seriesKey(measurement, row.device)
+        keys.set(row.device, key)
+      }
+      ok.push({ row, line: lineWith(row, key) })
     } catch (err) {
       if (!(err instanceof LineProtocolError)) throw err
       bad.push({ id: row.id, reason: `cannot encode as line protocol: ${err.message}` })
