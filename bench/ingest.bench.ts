@@ -33,7 +33,7 @@ interface Sample {
   writePerMsg?: number
 }
 
-interface Mode {
+export interface Mode {
   id: string
   title: string
   synchronous: 'NORMAL' | 'FULL'
@@ -44,7 +44,7 @@ interface Mode {
 }
 
 /** One baseline sample: mosquitto_sub, output counted by line. */
-async function baselineSample(pki: TestPki, load: Load): Promise<Sample> {
+export async function baselineSample(pki: TestPki, load: Load): Promise<Sample> {
   return withScope(async (s) => {
     const broker = await startTestBroker(s, { pki })
     const f = pki.files
@@ -72,7 +72,7 @@ async function baselineSample(pki: TestPki, load: Load): Promise<Sample> {
 }
 
 /** One Ferry sample: `ferry gateway` with the given durability mode. */
-async function ferrySample(pki: TestPki, load: Load, mode: Mode): Promise<Sample> {
+export async function ferrySample(pki: TestPki, load: Load, mode: Mode): Promise<Sample> {
   return withScope(async (s) => {
     const broker = await startTestBroker(s, { pki })
     const dir = tempDir(s, 'ferry-bench-')
