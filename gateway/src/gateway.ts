@@ -109,12 +109,17 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
   )
 
   const ingestLog = log.child({ component: 'ingest' })
+  const received = new Map<string, number>()
   let probe: NodeJS.Timeout | undefined
   const batcher = new Batcher({
     buffer,
     maxItems: config.FERRY_INGEST_BATCH_MAX,
     maxDelayMs: config.FERRY_INGEST_BATCH_DELAY_MS,
     onCommit: ({ items, outcome, ms }) => {
+      // Counted per message in a plain Map, handed to prom-client once per commit (a labelled
+      // inc() per message is measurable at tens of thousands of messages a second).
+      for (const [kind, n] of received) metrics.messagesIn.inc({ kind }, n)
+      received.clear()
       metrics.commitSeconds.observe(ms / 1000)
       metrics.messagesAcked.inc(items)
       if (outcome.duplicates) metrics.duplicates.inc(outcome.duplicates)
@@ -176,7 +181,8 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     log: log.child({ component: 'mqtt' }),
     onMessage: (topic, payload, release) => {
       const item = toIngestItem(topic, payload, Date.now(), maxPayload)
-      metrics.messagesIn.inc({ kind: item.type === 'event' ? item.kind : item.type === 'reading' ? 'telemetry' : 'invalid' })
+      const kind = item.type === 'event' ? item.kind : item.type === 'reading' ? 'telemetry' : 'invalid'
+      received.set(kind, (received.get(kind) ?? 0) + 1)
       // release() runs after the commit: an LED echo confirms its command only once it is stored.
       const ledEcho = item.type === 'event' && item.kind === 'led_state' ? item : undefined
       batcher.add(item, ledEcho ? () => (release(), commands.observeLedState(ledEcho.device, ledEcho.payload)) : release)

@@ -113,7 +113,7 @@ export class RingBuffer {
     const agg = db.prepare('SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS b FROM readings').get() as { n: number; b: number }
     this.rows = agg.n
     this.bytes = agg.b
-    for (const r of db.prepare('SELECT device, last_ts_us FROM device_clock').all() as Array<{ device: string; last_ts_us: number }>) {
+    for (const r of db.prepare('SELECT device, last_ts_us FROM devices WHERE last_ts_us IS NOT NULL').all() as Array<{ device: string; last_ts_us: number }>) {
       this.clocks.set(r.device, r.last_ts_us)
     }
     for (const r of db.prepare('SELECT name FROM sink_state').all() as Array<{ name: string }>) this.sinks.add(r.name)
@@ -126,11 +126,15 @@ export class RingBuffer {
       insertReading: db.prepare(
         'INSERT OR IGNORE INTO readings (device, boot, seq, ts_us, received_at, pot, switch, led, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      upsertClock: db.prepare('INSERT INTO device_clock (device, last_ts_us) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET last_ts_us = excluded.last_ts_us'),
+      // One row per device per batch: last seen, last reading, and the clock that keeps point times increasing.
+      upsertDeviceReading: db.prepare(
+        `INSERT INTO devices (device, last_seen, last_reading, last_reading_at, last_ts_us) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (device) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen), last_reading = excluded.last_reading,
+           last_reading_at = excluded.last_reading_at, last_ts_us = excluded.last_ts_us`,
+      ),
       insertDead: db.prepare('INSERT INTO dead_letters (at, source, topic, device, reading_id, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       insertEvent: db.prepare('INSERT INTO events (at, device, kind, payload) VALUES (?, ?, ?, ?)'),
       touchDevice: db.prepare('INSERT INTO devices (device, last_seen) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)'),
-      deviceReading: db.prepare('UPDATE devices SET last_reading = ?, last_reading_at = ? WHERE device = ?'),
       deviceStatus: db.prepare('UPDATE devices SET online = ?, status_at = ? WHERE device = ?'),
       deviceLed: db.prepare('UPDATE devices SET led_state = ? WHERE device = ?'),
       deviceOta: db.prepare('UPDATE devices SET ota_state = ? WHERE device = ?'),
@@ -163,25 +167,21 @@ export class RingBuffer {
 
   private ingestItems(items: readonly IngestItem[]): IngestOutcome {
     const out: IngestOutcome = { stored: 0, duplicates: 0, dead: 0, events: 0, dropped: 0 }
-    const touched = new Set<string>()
+    // The newest stored reading per device; `devices` is written once per device per batch.
+    const latest = new Map<string, { it: ReadingIn; tsUs: number }>()
+    const seen = new Map<string, number>()
     for (const it of items) {
       if (it.type === 'reading') {
-        const candidateUs = pointTimeUs(it.tsMs, it.receivedAt)
         const last = this.clocks.get(it.device) ?? 0
-        const tsUs = Math.max(candidateUs, last + 1)
+        const tsUs = Math.max(pointTimeUs(it.tsMs, it.receivedAt), last + 1)
         const r = this.st.insertReading.run(it.device, it.boot, it.seq, tsUs, it.receivedAt, it.pot, it.switch, it.led, it.payload)
-        this.st.touchDevice.run(it.device, it.receivedAt)
+        seen.set(it.device, it.receivedAt)
         if (r.changes === 1) {
           out.stored++
           this.rows++
           this.bytes += it.payload.length
           this.clocks.set(it.device, tsUs)
-          touched.add(it.device)
-          this.st.deviceReading.run(
-            JSON.stringify({ boot: it.boot, seq: it.seq, pot: it.pot, switch: it.switch, led: it.led, ts: Math.floor(tsUs / 1000) }),
-            it.receivedAt,
-            it.device,
-          )
+          latest.set(it.device, { it, tsUs })
         } else {
           out.duplicates++
         }
@@ -198,7 +198,16 @@ export class RingBuffer {
         out.events++
       }
     }
-    for (const d of touched) this.st.upsertClock.run(d, this.clocks.get(d)!)
+    for (const [device, at] of seen) {
+      const l = latest.get(device)
+      if (!l) {
+        this.st.touchDevice.run(device, at) // only duplicates from this device in this batch
+        continue
+      }
+      const { it, tsUs } = l
+      const reading = JSON.stringify({ boot: it.boot, seq: it.seq, pot: it.pot, switch: it.switch, led: it.led, ts: Math.floor(tsUs / 1000) })
+      this.st.upsertDeviceReading.run(device, at, reading, it.receivedAt, tsUs)
+    }
     if (this.rows > this.limits.maxRows || this.bytes > this.limits.maxBytes) out.dropped = this.enforceLimits()
     return out
   }

@@ -64,6 +64,9 @@ export function createSubscriber(o: SubscriberOptions): Subscriber {
     minVersion: 'TLSv1.2',
     // A refused CONNACK (e.g. not authorised) is retried with backoff instead of stopping for good.
     reconnectOnConnackError: true,
+    // MQTT.js traces every packet through `debug`; even disabled, those calls cost ~4% of ingest CPU
+    // (bench/README.md). DEBUG=mqttjs* still turns them on.
+    ...(process.env.DEBUG?.includes('mqttjs') ? {} : { log: () => {} }),
   } as IClientOptions
   const client = mqtt.connect(o.url, opts)
   const log = o.log
