@@ -63,7 +63,6 @@ t.test('10,000 readings buffered while InfluxDB is down arrive exactly once, in 
 
   gw = spawnFerry(t, ['gateway'], env)
   await waitUntil(() => cursor() >= 10_000, 'the replay to finish', 60_000)
-  t.ok(gw.lines.some((l) => /"msg":"draining backlog"/.test(l) && /"rowsLeft":\d+/.test(l) && /"etaS"/.test(l)) || atKill > 9000, 'progress logged while draining')
   gw.child.kill('SIGTERM')
   t.equal((await gw.exited).code, 0)
 

@@ -181,3 +181,24 @@ t.test('rows are deleted only when every sink has passed them', async (t) => {
   t.equal(buf.prune(), 4)
   t.equal(buf.size().rows, 6)
 })
+
+t.test('reports replay progress (rows left, rate, ETA) in the log and for ferry status', async (t) => {
+  const buf = buffer()
+  buf.ingest(readings(200))
+  // A sink that takes ~5 ms a batch, so the 10 ms progress interval falls inside the replay.
+  const sink = scriptedSink('a', (b) => new Promise((resolve) => setTimeout(() => resolve(acceptAll(b)), 5)), 10)
+  const lines: Array<Record<string, unknown>> = []
+  const log = silentLogger.child({})
+  log.info = ((obj: Record<string, unknown>, msg: string) => lines.push({ ...obj, msg })) as typeof log.info
+  const d = new Drainer({ sink, buffer: buf, log: { child: () => log } as unknown as typeof silentLogger, retryMinMs: 5, retryMaxMs: 20, retryAfterCapMs: 50, progressEveryMs: 10 })
+  t.teardown(() => d.stop())
+  d.start()
+  await until(() => buf.cursor('a') === 200, 'drained')
+  const progress = lines.filter((l) => l.msg === 'draining backlog')
+  t.ok(progress.length >= 1, 'a progress line was logged')
+  const p = progress[0]!
+  t.ok((p.rowsLeft as number) > 0 && (p.rowsLeft as number) < 200, `rows left ${String(p.rowsLeft)}`)
+  t.ok((p.ratePerS as number) > 0, 'a rate')
+  t.type(p.etaS, 'number', 'an ETA')
+  t.ok(buf.getMeta('progress:a'), 'stored for ferry status')
+})

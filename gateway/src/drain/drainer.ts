@@ -144,26 +144,44 @@ export class Drainer {
     }
     let lastProgress = 0
     let sentSinceProgress = 0
+    // Up to `concurrency` batches in flight, in order. The cursor still moves strictly in order: a
+    // batch is settled only after every batch before it, and if one is not passed completely, the
+    // batches sent after it are waited for, their answers ignored, and reading restarts at the cursor
+    // (re-sending them is harmless where concurrency > 1 is allowed: InfluxDB overwrites the same points).
+    const concurrency = Math.max(1, sink.concurrency ?? 1)
+    const inflight: Array<{ batch: Stored[]; result: Promise<WriteResult | undefined>; started: number }> = []
+    let readAfter = this.o.buffer.cursor(sink.name)
     while (!signal.aborted) {
-      const batch = this.o.buffer.read(sink.name, sink.maxBatch)
-      if (batch.length === 0) {
+      while (inflight.length < concurrency) {
+        const batch = this.o.buffer.readFrom(readAfter, sink.maxBatch)
+        if (batch.length === 0) break
+        readAfter = batch[batch.length - 1]!.id
+        this.setState('sending')
+        inflight.push({ batch, result: this.retrying(() => this.attempt(batch, signal)), started: performance.now() })
+      }
+      const head = inflight.shift()
+      if (!head) {
         this.setState('idle')
         this.progress = undefined
         this.o.buffer.prune()
         await this.idle(1000)
+        readAfter = this.o.buffer.cursor(sink.name)
         continue
       }
-      this.setState('sending')
-      const started = performance.now()
-      const result = await this.retrying(() => this.attempt(batch, signal))
+      const result = await head.result
       if (result === undefined) break // aborted or auth failure
-      const r = this.o.buffer.settle(sink.name, batch, result)
+      const r = this.o.buffer.settle(sink.name, head.batch, result)
       sentSinceProgress += r.advanced
-      this.o.onEvent?.({ type: 'settled', sink: sink.name, accepted: r.accepted, rejected: r.rejected, ms: performance.now() - started })
+      this.o.onEvent?.({ type: 'settled', sink: sink.name, accepted: r.accepted, rejected: r.rejected, ms: performance.now() - head.started })
       if (r.rejected > 0) this.log.warn({ rejected: r.rejected, reason: result.rejected[0]?.reason }, 'sink rejected readings; moved them to dead letters')
       if (r.advanced > 0 && this.lastError) {
         this.lastError = undefined
         this.o.buffer.recordSinkError(sink.name, null, null)
+      }
+      if (r.advanced < head.batch.length) {
+        await Promise.allSettled(inflight.map((x) => x.result))
+        inflight.length = 0
+        readAfter = this.o.buffer.cursor(sink.name)
       }
       const now = Date.now()
       if (now - lastProgress >= this.o.progressEveryMs) {
@@ -173,6 +191,7 @@ export class Drainer {
         this.o.buffer.prune()
       }
     }
+    await Promise.allSettled(inflight.map((x) => x.result))
   }
 
   private reportProgress(sent: number, elapsedMs: number, first: boolean): void {

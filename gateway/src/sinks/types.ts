@@ -3,7 +3,8 @@
  * a local file). One drainer per sink calls it; the drainer owns cursors, retries and dead letters,
  * so a sink is mostly "encode a batch, send it, say what happened to each row".
  *
- * Lifecycle guarantees (as Telegraf's Output): `write` calls never overlap for one sink instance;
+ * Lifecycle guarantees (as Telegraf's Output): at most `concurrency` (default 1) `write` calls are in
+ * flight at once for one sink instance;
  * `close` is called once, after the last `write` has settled, and must be idempotent.
  */
 
@@ -25,8 +26,12 @@ export interface Stored {
   pot: number
   switch: 0 | 1
   led: number | null
-  /** The raw JSON payload as received. */
-  payload: string
+  /**
+   * The raw JSON payload as received. Not loaded when the drainer reads a backlog (sinks encode from
+   * the parsed fields above); the buffer keeps it and copies it into a dead letter when a sink refuses
+   * the reading.
+   */
+  payload?: string
 }
 
 /** What happened to a batch. Ids in none of the lists count as retryable (a sink bug can't lose data). */
@@ -54,6 +59,12 @@ export interface Sink {
   readonly name: string
   /** Largest batch the drainer should hand over. */
   readonly maxBatch: number
+  /**
+   * How many batches may be in flight at once (default 1). More than one only where the order of
+   * arrival does not matter and a batch may be delivered twice (InfluxDB: the same points overwrite).
+   * The cursor still moves strictly in order.
+   */
+  readonly concurrency?: number
   /**
    * Delivers a batch, oldest first. Resolves with a result for every answer the server gave;
    * throws only on transport failure (timeout, DNS, TLS, connection refused), which the drainer retries.

@@ -36,6 +36,7 @@ interface Encoded {
 export class InfluxSink implements Sink {
   readonly name = 'influxdb'
   readonly maxBatch: number
+  readonly concurrency: number
   private readonly http: HttpClient
   private readonly deps: Required<SinkDeps>
   private closed = false
@@ -43,6 +44,7 @@ export class InfluxSink implements Sink {
   constructor(private readonly cfg: InfluxConfig, deps: SinkDeps = {}) {
     checkInfluxConfig(cfg)
     this.maxBatch = cfg.FERRY_INFLUX_BATCH_SIZE
+    this.concurrency = cfg.FERRY_INFLUX_CONCURRENCY
     this.deps = resolveDeps(deps, this.name)
     this.http = new HttpClient({
       url: cfg.FERRY_INFLUX_URL,
@@ -105,7 +107,7 @@ export class InfluxSink implements Sink {
   private async post(part: readonly Encoded[], signal: AbortSignal): Promise<HttpVerdict> {
     const text = part.map((x) => x.line).join('\n') + '\n'
     const gz = this.cfg.FERRY_INFLUX_GZIP
-    const body = gz ? await gzipAsync(Buffer.from(text)) : Buffer.from(text)
+    const body = gz ? await gzipAsync(Buffer.from(text), { level: this.cfg.FERRY_INFLUX_GZIP_LEVEL }) : Buffer.from(text)
     const { path, query } = this.target()
     const res = await this.http.request({
       method: 'POST',
