@@ -189,7 +189,7 @@ t.test('reports replay progress (rows left, rate, ETA) in the log and for ferry 
   const sink = scriptedSink('a', (b) => new Promise((resolve) => setTimeout(() => resolve(acceptAll(b)), 5)), 10)
   const lines: Array<Record<string, unknown>> = []
   const log = silentLogger.child({})
-  log.info = ((obj: Record<string, unknown>, msg: string) => lines.push({ ...obj, msg })) as typeof log.info
+  log.info = ((obj: Record<string, unknown>, msg: string) => lines.push({ ...obj, msg })) as unknown as typeof log.info
   const d = new Drainer({ sink, buffer: buf, log: { child: () => log } as unknown as typeof silentLogger, retryMinMs: 5, retryMaxMs: 20, retryAfterCapMs: 50, progressEveryMs: 10 })
   t.teardown(() => d.stop())
   d.start()
