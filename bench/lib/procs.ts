@@ -105,10 +105,16 @@ export function start(scope: Scope, cmd: string, args: string[], opts: SpawnOpti
   }
 }
 
-/** `ferry <args>` with exactly the given environment (plus PATH and HOME). */
+/** The NODE_OPTIONS the container image sets (Dockerfile), so the benchmarks measure what ships. */
+export function shippedNodeOptions(): string[] {
+  const m = /^ENV NODE_OPTIONS=(.+)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))
+  return m ? m[1]!.replace(/^"|"$/g, '').split(/\s+/).filter(Boolean) : []
+}
+
+/** `ferry <args>` with exactly the given environment (plus PATH and HOME) and the shipped Node options. */
 export function startFerry(scope: Scope, args: string[], env: Record<string, string>, opts: { nodeArgs?: string[] } = {}): Proc {
   const { argv } = ferryCommand()
-  return start(scope, process.execPath, [...(opts.nodeArgs ?? []), ...argv, ...args], {
+  return start(scope, process.execPath, [...shippedNodeOptions(), ...(opts.nodeArgs ?? []), ...argv, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
   })
