@@ -114,7 +114,9 @@ export function shippedNodeOptions(): string[] {
 /** `ferry <args>` with exactly the given environment (plus PATH and HOME) and the shipped Node options. */
 export function startFerry(scope: Scope, args: string[], env: Record<string, string>, opts: { nodeArgs?: string[] } = {}): Proc {
   const { argv } = ferryCommand()
-  return start(scope, process.execPath, [...shippedNodeOptions(), ...(opts.nodeArgs ?? []), ...argv, ...args], {
+  // FERRY_BENCH_NODE_ARGS adds Node options for profiling, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const extra = process.env.FERRY_BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []
+  return start(scope, process.execPath, [...shippedNodeOptions(), ...extra, ...(opts.nodeArgs ?? []), ...argv, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
   })

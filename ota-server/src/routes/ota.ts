@@ -125,10 +125,10 @@ export const otaRoutes: FastifyPluginAsync<OtaRoutesOptions> = async (fastify, o
       reply.code(206)
         .header('content-range', `bytes ${range.start}-${range.end}/${image.size}`)
         .header('content-length', String(range.end - range.start + 1))
-      return reply.send(image.stream(range))
+      return reply.send(image.body(range))
     }
     reply.header('content-length', String(image.size))
-    return reply.send(image.stream())
+    return reply.send(image.body())
   })
 
   app.post('/ota/report', {
