@@ -35,5 +35,5 @@ t.test('a bad value names the variable and what is wanted, without touching anyt
   t.throws(() => loadEnv(gatewayConfigSchema, { env: { ...base, FERRY_SINKS: 'influxdb,s3' } }), { message: /FERRY_SINKS/ })
   const ok = loadEnv<{ FERRY_BUFFER_MAX_ROWS: number; FERRY_DB_SYNCHRONOUS: string }>(gatewayConfigSchema, { env: { ...base, FERRY_BUFFER_MAX_ROWS: '500' } })
   t.equal(ok.FERRY_BUFFER_MAX_ROWS, 500, 'coerced to a number')
-  t.equal(ok.FERRY_DB_SYNCHRONOUS, 'NORMAL', 'default applied')
+  t.equal(ok.FERRY_DB_SYNCHRONOUS, 'FULL', 'default applied')
 })

@@ -20,11 +20,12 @@ const CORRUPT = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDE
  *
  * Durability: WAL, with `synchronous` configurable. The PUBACK is our promise to the broker, so the
  * row must survive whatever the deployment cares about:
- * - `NORMAL` (default): a commit is durable against a killed or crashed *process* (the WAL is in the
- *   OS page cache); on power loss the last commits since the last checkpoint-fsync can be lost.
- * - `FULL`: an fsync of the WAL per commit; also survives power loss. Ingest groups many messages per
- *   commit (see ingest/batcher.ts), so FULL costs one fsync per batch, not per message; the
- *   benchmarks in bench/ compare both on the target disk.
+ * - `FULL` (the gateway's default): an fsync of the WAL per commit; also survives power loss, which
+ *   a Raspberry Pi pulled from the wall is exposed to. Ingest groups many messages per commit (see
+ *   ingest/batcher.ts), so FULL costs one fsync per batch, not per message: in bench/README.md it
+ *   ingested as fast as NORMAL, ~1.0x a bare mosquitto_sub, while one fsync per message reached 0.05x.
+ * - `NORMAL`: a commit is durable against a killed or crashed *process* (the WAL is in the OS page
+ *   cache); on power loss the last commits since the last checkpoint-fsync can be lost.
  *
  * A file that is not a database (or is corrupt) is moved aside as `<db>.corrupt-<ts>` with its
  * -wal/-shm files and a fresh one is started: no crash loop, nothing deleted, and the reason is
@@ -38,7 +39,7 @@ export function openBuffer(path: string, opts: { synchronous?: SyncMode; log?: L
   }
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   try {
-    return { db: openAndMigrate(path, opts.synchronous ?? 'NORMAL') }
+    return { db: openAndMigrate(path, opts.synchronous ?? 'FULL') }
   } catch (err) {
     const code = (err as { code?: string }).code ?? ''
     if (!CORRUPT.has(code) || path === ':memory:') throw err
@@ -49,7 +50,7 @@ export function openBuffer(path: string, opts: { synchronous?: SyncMode; log?: L
     }
     const error = `${code}: ${(err as Error).message}`
     opts.log?.error({ err, path, movedTo }, 'buffer database is corrupt; moved it aside and started a fresh one')
-    const db = openAndMigrate(path, opts.synchronous ?? 'NORMAL')
+    const db = openAndMigrate(path, opts.synchronous ?? 'FULL')
     db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('last_corrupt_recovery', JSON.stringify({ movedTo, error, at }))
     return { db, recovered: { movedTo, error, at } }
   }
