@@ -154,7 +154,7 @@ async function run(ctx: BenchContext): Promise<Result[]> {
   const ferry = await throughFerry(sch)
   const expected = sch.devices.length * sch.perSecond * sch.seconds
   ctx.log(`latency: ${ferry.length}/${expected} readings timed through Ferry, ${base.length}/${expected} through the broker alone`)
-  const note = `${sch.devices.length} devices × ${sch.perSecond} readings/s for ${sch.seconds} s, QoS 1; gateway defaults (group commit ≤256 / 5 ms, InfluxDB batches ≤5,000, gzip); ${ferry.length}/${expected} readings timed`
+  const note = `${sch.devices.length} devices × ${sch.perSecond} readings/s for ${sch.seconds} s, QoS 1; gateway defaults (synchronous=FULL, group commit ≤1024 / 20 ms, InfluxDB batches ≤5,000, gzip level 1, 2 in flight); ${ferry.length}/${expected} readings timed`
   return [50, 99].map((p) =>
     result({
       id: `latency.p${p}`,
