@@ -3,8 +3,6 @@
  * own and not the TypeScript loader's), any other binary with its output captured, and readings from
  * `/proc/<pid>` (RSS, peak RSS, bytes written).
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { once } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Scope } from './harness.js'
@@ -25,85 +23,9 @@ export function ferryCommand(): { argv: string[]; runtime: 'dist' | 'tsx' } {
   return { argv: ['--import', 'tsx', join(ROOT, 'cli', 'main.ts')], runtime: 'tsx' }
 }
 
-export interface Proc {
-  child: ChildProcess
-  pid: number
-  lines: string[]
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  /** Resolves with the first output line (stdout or stderr) matching `re`. */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<string>
-  /** SIGTERM, then SIGKILL after `graceMs`. */
-  stop(graceMs?: number): Promise<void>
-}
+import { start, type Proc } from '../../test/helpers/process.js'
 
-/**
- * Spawns `cmd` and keeps its output lines (up to `keepLines`, oldest dropped) unless `stdout` is
- * 'ignore' or a custom handler consumes it. Killed at scope close.
- */
-export function start(scope: Scope, cmd: string, args: string[], opts: SpawnOptions & { keepLines?: number; onStdout?: (b: Buffer) => void } = {}): Proc {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
-  const lines: string[] = []
-  const keep = opts.keepLines ?? 5000
-  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = []
-  let partial = ''
-  const onText = (buf: Buffer) => {
-    const text = partial + buf.toString('utf8')
-    const parts = text.split('\n')
-    partial = parts.pop() ?? ''
-    for (const line of parts) {
-      if (!line) continue
-      lines.push(line)
-      if (lines.length > keep) lines.shift()
-      for (const w of [...waiters]) {
-        if (w.re.test(line)) {
-          waiters.splice(waiters.indexOf(w), 1)
-          w.resolve(line)
-        }
-      }
-    }
-  }
-  if (opts.onStdout) child.stdout?.on('data', opts.onStdout)
-  else child.stdout?.on('data', onText)
-  child.stderr?.on('data', onText)
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
-  const alive = () => child.exitCode === null && child.signalCode === null
-  const stop = async (graceMs = 5000) => {
-    if (!alive()) return
-    child.kill('SIGTERM')
-    const killer = setTimeout(() => child.kill('SIGKILL'), graceMs)
-    await exited
-    clearTimeout(killer)
-  }
-  scope.teardown(() => stop(3000))
-  return {
-    child,
-    pid: child.pid ?? -1,
-    lines,
-    exited,
-    stop,
-    waitFor(re: RegExp, timeoutMs = 30_000) {
-      const hit = lines.find((l) => re.test(l))
-      if (hit) return Promise.resolve(hit)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${cmd}: timed out waiting for ${re}; last lines:\n${lines.slice(-10).join('\n')}`)), timeoutMs)
-        const w = {
-          re,
-          resolve: (l: string) => {
-            clearTimeout(timer)
-            resolve(l)
-          },
-        }
-        waiters.push(w)
-        void exited.then(() => {
-          if (waiters.includes(w)) {
-            clearTimeout(timer)
-            reject(new Error(`${cmd} exited while waiting for ${re}; last lines:\n${lines.slice(-10).join('\n')}`))
-          }
-        })
-      })
-    },
-  }
-}
+export { start, type Proc }
 
 /** The NODE_OPTIONS the container image sets (Dockerfile), so the benchmarks measure what ships. */
 export function shippedNodeOptions(): string[] {
@@ -144,16 +66,7 @@ export function ioOf(pid: number): { writeBytes: number; wchar: number; readByte
   }
 }
 
-/** Polls `check` until it returns a truthy value; throws naming `what` after `timeoutMs`. */
-export async function waitUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs = 60_000, everyMs = 10): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, everyMs))
-  }
-}
+export { waitUntil } from '../../test/helpers/wait.js'
 
 /** CPU time (user + system) a live process has used so far, in milliseconds. */
 export function cpuMsOf(pid: number): number | undefined {

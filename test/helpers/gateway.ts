@@ -1,8 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
-import { once } from 'node:events'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { TestBroker } from './mosquitto.js'
+import { start, type Proc } from './process.js'
 
 interface T {
   teardown(fn: () => unknown): void
@@ -26,70 +25,14 @@ export function gatewayEnv(broker: TestBroker, dir: string, extra: Record<string
   }
 }
 
-export interface FerryProcess {
-  child: ChildProcess
-  lines: string[]
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  /** Resolves when a log line matches. */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<string>
-}
+export type FerryProcess = Proc
 
-/** Runs `ferry <args>` from the TypeScript sources in a child process; killed (SIGKILL) at teardown. */
+/** Runs `ferry <args>` from the TypeScript sources in a child process; stopped at teardown. */
 export function spawnFerry(t: T, args: string[], env: Record<string, string>): FerryProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli', 'main.ts'), ...args], {
+  return start(t, process.execPath, ['--import', 'tsx', join(ROOT, 'cli', 'main.ts'), ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   })
-  const lines: string[] = []
-  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = []
-  const onData = (buf: Buffer) => {
-    for (const line of buf.toString('utf8').split('\n')) {
-      if (!line) continue
-      lines.push(line)
-      for (const w of [...waiters]) {
-        if (w.re.test(line)) {
-          waiters.splice(waiters.indexOf(w), 1)
-          w.resolve(line)
-        }
-      }
-    }
-  }
-  child.stdout!.on('data', onData)
-  child.stderr!.on('data', onData)
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
-    }
-  })
-  return {
-    child,
-    lines,
-    exited,
-    waitFor(re: RegExp, timeoutMs = 20_000) {
-      const hit = lines.find((l) => re.test(l))
-      if (hit) return Promise.resolve(hit)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; last lines:\n${lines.slice(-10).join('\n')}`)), timeoutMs)
-        const w = {
-          re,
-          resolve: (l: string) => {
-            clearTimeout(timer)
-            resolve(l)
-          },
-        }
-        waiters.push(w)
-        void exited.then(() => {
-          if (waiters.includes(w)) {
-            clearTimeout(timer)
-            reject(new Error(`process exited while waiting for ${re}; last lines:\n${lines.slice(-10).join('\n')}`))
-          }
-        })
-      })
-    },
-  }
 }
 
 /** A device client (mutual TLS as `device`), ended at teardown. */
