@@ -51,20 +51,6 @@ export class PkiError extends FerryError {
   }
 }
 
-/** The sink refused our credentials; the data stays buffered until they are fixed. */
-export class SinkAuthError extends FerryError {
-  constructor(message: string) {
-    super('FERRY_ERR_SINK_AUTH', message)
-  }
-}
-
-/** The buffer database could not be opened as SQLite and was moved aside. */
-export class BufferCorruptError extends FerryError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('FERRY_ERR_BUFFER_CORRUPT', message, options)
-  }
-}
-
 /** An OTA envelope failed signature verification. */
 export class ManifestSignatureError extends FerryError {
   constructor(message: string) {

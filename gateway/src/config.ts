@@ -46,10 +46,6 @@ export const processConfigSchema = Type.Object({
   FERRY_LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'Log level (pino): fatal, error, warn, info, debug, trace or silent.' }),
 })
 
-export function composeSchemas(...parts: Array<{ properties: Record<string, unknown>; required?: string[] }>) {
-  return Type.Object(Object.assign({}, ...parts.map((p) => p.properties)))
-}
-
 export const coreConfigSchema = Type.Object({
   ...processConfigSchema.properties,
   ...mqttConfigSchema.properties,

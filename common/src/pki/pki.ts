@@ -301,8 +301,3 @@ function withWarning(info: CertInfo): CertInfo {
   else if (info.expiresInDays < 30) info.warning = info.role === 'crl' ? `expires in ${info.expiresInDays} days; run "ferry pki crl"` : `expires in ${info.expiresInDays} days`
   return info
 }
-
-/** The CN of a certificate subject such as "CN=dev1, O=Ferry". */
-export function commonName(subject: string): string | undefined {
-  return /(?:^|,\s*)CN=([^,]+)/.exec(subject)?.[1]
-}
