@@ -134,7 +134,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     onError: (err, items) => {
       metrics.commitFailures.inc()
       const code = (err as { code?: string }).code ?? 'UNKNOWN'
-      if (DISK_FULL_CODES.has(code) || /disk|full/i.test(err.message)) enterDiskFull(err, code, items)
+      if (DISK_FULL_CODES.has(code)) enterDiskFull(err, code, items)
       else {
         // Any other commit failure: acknowledge nothing, reconnect so the broker redelivers.
         state.lastError = { code, message: err.message, at: Date.now() }
