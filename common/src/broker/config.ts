@@ -2,22 +2,20 @@ import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 
-/** The package root: the nearest folder above this file with a `mosquitto/mosquitto.conf` (works from src and dist). */
-export const PACKAGE_ROOT = (() => {
+/**
+ * The repo's broker config, the single source of truth for container and native brokers alike: the
+ * nearest folder above this file with a `mosquitto/mosquitto.conf` (works from src and dist). Looked
+ * up on use, not at import, so importing this module never fails where the folder is absent (the
+ * gateway's container image does not carry it).
+ */
+export function repoMosquittoFile(name: 'mosquitto.conf' | 'acl'): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   while (!existsSync(join(dir, 'mosquitto', 'mosquitto.conf'))) {
     const up = dirname(dir)
     if (up === dir) throw new Error('cannot find the Ferry package root (mosquitto/mosquitto.conf)')
     dir = up
   }
-  return dir
-})()
-
-/** The repo's broker config, the single source of truth for container and native brokers alike. */
-export const REPO_MOSQUITTO_DIR = join(PACKAGE_ROOT, 'mosquitto')
-
-export function repoMosquittoFile(name: 'mosquitto.conf' | 'acl'): string {
-  return join(REPO_MOSQUITTO_DIR, name)
+  return join(dir, 'mosquitto', name)
 }
 
 export interface NativePaths {
