@@ -21,18 +21,9 @@ import { waitForPort } from '../common/src/broker/broker.js'
 import { fmt, measure, result, withScope, type Result, type Scope } from './lib/harness.js'
 import { start, startFerry } from './lib/procs.js'
 import type { Bench, BenchContext } from './lib/context.js'
+import { quiet } from '../test/helpers/quiet.js'
 
 const MB = 1_000_000
-
-async function quiet<T>(fn: () => Promise<T>): Promise<T> {
-  const w = process.stdout.write
-  process.stdout.write = (() => true) as typeof w
-  try {
-    return await fn()
-  } finally {
-    process.stdout.write = w
-  }
-}
 
 /** `clients` curl processes at once, each fetching `url` `times` times; returns MB/s over all of them. */
 async function download(s: Scope, pki: TestPki, url: string, clients: number, times: number, size: number): Promise<number> {

@@ -18,19 +18,10 @@ import { startOtaServer } from '../../ota-server/src/server.js'
 import { run as ota } from '../../ota-server/src/ota-cli.js'
 import type { OtaServerConfig } from '../../ota-server/src/config.js'
 import type { Envelope, Manifest } from '../../ota-server/src/manifest/index.js'
+import { quiet } from '../helpers/quiet.js'
 
 const exec = promisify(execFile)
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-
-async function quiet<T>(fn: () => Promise<T>): Promise<T> {
-  const w = process.stdout.write
-  process.stdout.write = (() => true) as typeof w
-  try {
-    return await fn()
-  } finally {
-    process.stdout.write = w
-  }
-}
 
 /** curl with a device identity; resolves with status code and body, rejects when curl fails (e.g. TLS refused). */
 async function curl(args: string[], opts: { ca: string; cert?: string; key?: string }) {
