@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import type { CommandRecord } from '../commands/store.js'
+import { receiveTimeSearch } from '../buffer/ring-buffer.js'
 
 /** The last reading the gateway stored for a device (`devices.last_reading`). */
 export interface LastReading {
@@ -29,15 +30,8 @@ export interface DeviceView {
 
 export type CommandSummary = Pick<CommandRecord, 'cmd' | 'source' | 'brightness' | 'state' | 'createdAt' | 'expiresAt' | 'confirmedAt' | 'reason'>
 
-/** A stored reading, for charts. `ts` is the point time in ms. */
-export interface ReadingView {
-  ts: number
-  boot: number
-  seq: number
-  pot: number
-  switch: number
-  led: number | null
-}
+/** A stored reading, for charts: the same shape as the last reading. `ts` is the point time in ms. */
+export type ReadingView = LastReading
 
 /**
  * A point time is at most this far ahead of the receive time (ingest accepts device clocks up to 10
@@ -51,9 +45,11 @@ const TS_AHEAD_OF_RECEIVE_MS = 11 * 60_000
  */
 export class DeviceQueries {
   private readonly st: ReturnType<DeviceQueries['prepare']>
+  private readonly firstIdReceivedAtOrAfter: (t: number) => number | null
 
   constructor(private readonly db: Database.Database) {
     this.st = this.prepare()
+    this.firstIdReceivedAtOrAfter = receiveTimeSearch(db)
   }
 
   private prepare() {
@@ -64,8 +60,6 @@ export class DeviceQueries {
       lastCommand: db.prepare(
         'SELECT cmd, source, brightness, state, created_at AS createdAt, expires_at AS expiresAt, confirmed_at AS confirmedAt, reason FROM commands WHERE device = ? ORDER BY seq DESC LIMIT 1',
       ),
-      idRange: db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM readings'),
-      receivedAtOrAfter: db.prepare('SELECT id, received_at AS at FROM readings WHERE id >= ? ORDER BY id LIMIT 1'),
       readings: db.prepare(
         'SELECT boot, seq, ts_us AS tsUs, pot, switch, led FROM readings WHERE id >= ? AND device = ? AND ts_us >= ? ORDER BY id LIMIT ?',
       ),
@@ -100,22 +94,6 @@ export class DeviceQueries {
       readings: rows.slice(0, limit).map((r) => ({ ts: Math.floor(r.tsUs / 1000), boot: r.boot, seq: r.seq, pot: r.pot, switch: r.switch, led: r.led })),
       more,
     }
-  }
-
-  /** Smallest row id received at or after `t`, or null when no such row exists. */
-  private firstIdReceivedAtOrAfter(t: number): number | null {
-    const range = this.st.idRange.get() as { lo: number | null; hi: number | null }
-    if (range.lo === null || range.hi === null) return null
-    let lo = range.lo
-    let hi = range.hi + 1 // invariant: the answer is in [lo, hi]; hi means "none"
-    while (lo < hi) {
-      const mid = Math.floor((lo + hi) / 2)
-      const r = this.st.receivedAtOrAfter.get(mid) as { id: number; at: number } | undefined
-      if (r && r.at >= t) hi = mid
-      else if (r) lo = r.id + 1
-      else hi = mid
-    }
-    return lo > range.hi ? null : lo
   }
 
   private view(r: DeviceRow): DeviceView {

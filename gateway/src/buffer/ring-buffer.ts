@@ -84,6 +84,31 @@ export interface DeadLetter {
   requeuedAt: number | null
 }
 
+/**
+ * Smallest reading id received at or after `t`, or null when none was; by binary search over ids in
+ * O(log n) primary-key lookups. Receive times do not decrease with the id (ids are given in arrival
+ * order), so there is no need for an index on received_at, which would slow every ingest commit.
+ * Used by prune (what is older than the dedupe window) and the API (readings since a time).
+ */
+export function receiveTimeSearch(db: Database.Database): (t: number) => number | null {
+  const range = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM readings')
+  const atOrAfter = db.prepare('SELECT id, received_at AS at FROM readings WHERE id >= ? ORDER BY id LIMIT 1')
+  return (t) => {
+    const r = range.get() as { lo: number | null; hi: number | null }
+    if (r.lo === null || r.hi === null) return null
+    let lo = r.lo
+    let hi = r.hi + 1 // invariant: the answer is in [lo, hi]; hi means "none"
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2)
+      const row = atOrAfter.get(mid) as { id: number; at: number } | undefined
+      if (row && row.at >= t) hi = mid
+      else if (row) lo = row.id + 1
+      else hi = mid
+    }
+    return lo > r.hi ? null : lo
+  }
+}
+
 /** Device timestamps before this are treated as "clock not set" (ESP32 before NTP boots at 1970). */
 const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1)
 /** ... and later than receive time plus this are treated as a wrong clock. */
@@ -103,6 +128,7 @@ export class RingBuffer {
   private readonly sinks = new Set<string>()
   private readonly st: ReturnType<RingBuffer['prepare']>
   private readonly ingestTx: (items: readonly IngestItem[]) => IngestOutcome
+  private readonly firstReceivedAtOrAfter: (t: number) => number | null
 
   constructor(
     readonly db: Database.Database,
@@ -110,6 +136,7 @@ export class RingBuffer {
     private readonly now: () => number = Date.now,
   ) {
     this.st = this.prepare()
+    this.firstReceivedAtOrAfter = receiveTimeSearch(db)
     const agg = db.prepare('SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS b FROM readings').get() as { n: number; b: number }
     this.rows = agg.n
     this.bytes = agg.b
@@ -154,7 +181,6 @@ export class RingBuffer {
         'UPDATE sink_state SET cursor = max(cursor, ?), sent_total = sent_total + ?, rejected_total = rejected_total + ?, last_ok_at = coalesce(?, last_ok_at) WHERE name = ?',
       ),
       sinkError: db.prepare('UPDATE sink_state SET last_error_code = ?, last_error = ?, last_error_at = ? WHERE name = ?'),
-      rowAtOrBefore: db.prepare('SELECT id, received_at AS at FROM readings WHERE id <= ? ORDER BY id DESC LIMIT 1'),
       countUpTo: db.prepare('SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS b FROM readings WHERE id <= ?'),
       pruneEvents: db.prepare('DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?'),
       idRange: db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM readings'),
@@ -339,24 +365,15 @@ export class RingBuffer {
     })()
   }
 
-  /**
-   * The largest id ≤ `passed` whose reading arrived before `before`, by binary search over ids
-   * (receive time grows with the id), in O(log n) index lookups; null when nothing may go.
-   */
+  /** The largest id ≤ `passed` whose reading arrived before `before`; null when nothing may go. */
   private pruneCut(passed: number, before: number): number | null {
-    const at = (id: number) => this.st.rowAtOrBefore.get(id) as { id: number; at: number } | undefined
-    const first = this.st.idRange.get() as { lo: number | null }
-    if (first.lo === null || first.lo > passed) return null
-    let lo = first.lo - 1 // every id ≤ lo may go
-    let hi = passed
-    while (lo < hi) {
-      const mid = Math.floor((lo + hi + 1) / 2)
-      const r = at(mid)
-      if (r && r.at < before) lo = mid
-      else hi = mid - 1
-    }
-    return lo >= first.lo ? lo : null
+    const r = this.st.idRange.get() as { lo: number | null; hi: number | null }
+    if (r.lo === null || r.hi === null || r.lo > passed) return null
+    const firstYoung = this.firstReceivedAtOrAfter(before)
+    const cut = Math.min(passed, firstYoung === null ? r.hi : firstYoung - 1)
+    return cut >= r.lo ? cut : null
   }
+
 
   /** Readings after the sink's cursor, from the id range (ids are contiguous: deletes are oldest-first). */
   backlogEstimate(sink: string): number {
