@@ -216,7 +216,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     state,
     commands,
     status() {
-      const s = queryStatus(buffer.db)
+      const s = queryStatus(buffer.db, Date.now(), buffer)
       metrics.bufferRows.set(s.buffered.rows)
       for (const sink of s.sinks) {
         metrics.sinkBacklog.set({ sink: sink.name }, sink.rows)

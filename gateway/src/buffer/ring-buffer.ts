@@ -403,17 +403,27 @@ export function pointTimeUs(tsMs: number | undefined, receivedAt: number): numbe
   return (ok ? tsMs : receivedAt) * 1000
 }
 
+/** What a running RingBuffer knows without scanning (see `RingBuffer.size` and `backlogEstimate`). */
+export interface LiveCounts {
+  size(): { rows: number; bytes: number }
+  backlogEstimate(sink: string): number
+}
+
 /** Read-only queries for `ferry status`, the API and `ferry dlq`; safe on a read-only connection. */
-export function queryStatus(db: Database.Database, now = Date.now()) {
-  const agg = db.prepare('SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes, min(id) AS first FROM readings').get() as { rows: number; bytes: number; first: number | null }
+export function queryStatus(db: Database.Database, now = Date.now(), counts?: LiveCounts) {
+  // Exact counts scan the whole buffer: fine for `ferry status`, too slow to repeat for every
+  // dashboard poll on a large backlog, so the running gateway passes the counts it keeps in memory.
+  const agg = counts?.size() ?? (db.prepare('SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes FROM readings').get() as { rows: number; bytes: number })
+  const oldestAfter = db.prepare('SELECT received_at AS at FROM readings WHERE id > ? ORDER BY id LIMIT 1')
+  const countAfter = db.prepare('SELECT count(*) AS n FROM readings WHERE id > ?')
   const sinks = (db.prepare('SELECT * FROM sink_state ORDER BY name').all() as Array<Record<string, unknown>>).map((s): SinkBacklog => {
     const cursor = s.cursor as number
-    const backlog = db.prepare('SELECT count(*) AS n, min(received_at) AS oldest FROM readings WHERE id > ?').get(cursor) as { n: number; oldest: number | null }
+    const oldest = (oldestAfter.get(cursor) as { at: number } | undefined)?.at ?? null
     return {
       name: s.name as string,
       cursor,
-      rows: backlog.n,
-      oldestAgeMs: backlog.oldest === null ? null : now - backlog.oldest,
+      rows: counts ? counts.backlogEstimate(s.name as string) : (countAfter.get(cursor) as { n: number }).n,
+      oldestAgeMs: oldest === null ? null : now - oldest,
       sentTotal: s.sent_total as number,
       rejectedTotal: s.rejected_total as number,
       lastOkAt: (s.last_ok_at as number | null) ?? null,
