@@ -1,6 +1,9 @@
 import { parseCli } from '../../common/src/cli-args.js'
+import { knownSettingNames } from '../../common/src/config/known-names.js'
+import { UnknownSettings } from '../../common/src/config/unknown.js'
 import { createLogger } from '../../common/src/logger.js'
-import { loadGatewayConfig, gatewayConfigHelp } from './gateway-config.js'
+import { otaServerConfigSchema } from '../../ota-server/src/config.js'
+import { loadGatewayConfig, gatewayConfigHelp, gatewayConfigSchema, type GatewayConfig } from './gateway-config.js'
 import { startGateway } from './gateway.js'
 import { createSinks } from './sinks/registry.js'
 import { startApi } from './api/main.js'
@@ -25,11 +28,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   }
   // Config first: a bad value stops here, before the buffer or the network is touched.
-  const config = loadGatewayConfig(process.env, values['env-file'])
-  apiMode(config) // a state-changing API without a token stops here, before the buffer is opened
-  const talkback = talkbackSettings(config)
-  const log = createLogger({ level: config.FERRY_LOG_LEVEL, name: 'ferry-gateway' })
-  const sinks = createSinks(config, { log })
+  const { config, talkback, log, sinks } = configure(values['env-file'])
   const gw = startGateway(config, { log, sinks })
   const poller = talkback
     ? new TalkBackPoller({ ...talkback, relay: gw.commands, log: log.child({ component: 'talkback' }), ready: () => gw.state.brokerConnected, registry: gw.metrics.registry })
@@ -61,4 +60,27 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
   })
+}
+
+/**
+ * Reads and checks the configuration, then makes the logger and the sinks (which check their own
+ * settings). A misspelt FERRY_ name is logged as a warning with the closest known name; if start-up
+ * stops here instead, the warning goes to stderr and the error names the look-alike of a missing setting.
+ */
+function configure(envFile: string | undefined) {
+  // Both services' names are known: under docker-compose they read the same .env.
+  const unknown = new UnknownSettings(knownSettingNames([gatewayConfigSchema, otaServerConfigSchema]))
+  let config: GatewayConfig | undefined
+  try {
+    config = loadGatewayConfig(process.env, envFile, unknown.check)
+    apiMode(config) // a state-changing API without a token stops here, before the buffer is opened
+    const talkback = talkbackSettings(config)
+    const log = createLogger({ level: config.FERRY_LOG_LEVEL, name: 'ferry-gateway' })
+    unknown.logTo(log)
+    const sinks = createSinks(config, { log })
+    return { config, talkback, log, sinks }
+  } catch (err) {
+    const set = config as Record<string, unknown> | undefined
+    throw unknown.explain(err, set && ((name) => set[name] !== undefined), 'ferry gateway')
+  }
 }

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { describeSchema, loadEnv } from '../../common/src/config/env.js'
+import type { UnknownCheck } from '../../common/src/config/unknown.js'
 import { coreConfigSchema } from './config.js'
 import { sinksConfigSchema } from './sinks/registry.js'
 import { apiConfigSchema } from './api/config.js'
@@ -15,8 +16,9 @@ export const gatewayConfigSchema = Type.Object({
 
 export type GatewayConfig = Static<typeof gatewayConfigSchema>
 
-export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, dotenvPath?: string): GatewayConfig {
-  return loadEnv<GatewayConfig>(gatewayConfigSchema, { env, dotenvPath })
+/** `unknown`: report misspelt FERRY_ names (see LoadEnvOptions); `ferry gateway` turns it on. */
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, dotenvPath?: string, unknown?: UnknownCheck): GatewayConfig {
+  return loadEnv<GatewayConfig>(gatewayConfigSchema, { env, dotenvPath, unknown })
 }
 
 /** The configuration table as plain text, for --help. */

@@ -1,7 +1,10 @@
 import { parseCli } from '../../common/src/cli-args.js'
 import { describeSchema } from '../../common/src/config/env.js'
+import { knownSettingNames } from '../../common/src/config/known-names.js'
+import { UnknownSettings } from '../../common/src/config/unknown.js'
 import { createLogger } from '../../common/src/logger.js'
-import { loadOtaServerConfig, otaServerConfigSchema } from './config.js'
+import { gatewayConfigSchema } from '../../gateway/src/gateway-config.js'
+import { loadOtaServerConfig, otaServerConfigSchema, type OtaServerConfig } from './config.js'
 import { startOtaServer } from './server.js'
 
 function help(): string {
@@ -27,8 +30,17 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(h + '\n')
     return 0
   }
-  const config = loadOtaServerConfig()
+  // Misspelt FERRY_ names are reported with the closest known one; both services' names are known
+  // (under docker-compose they read the same .env). Logged once the logger exists, else on stderr.
+  const unknown = new UnknownSettings(knownSettingNames([otaServerConfigSchema, gatewayConfigSchema]), 'ferry ota-server --help')
+  let config: OtaServerConfig
+  try {
+    config = loadOtaServerConfig(process.env, unknown.check)
+  } catch (err) {
+    throw unknown.explain(err, undefined, 'ferry ota-server')
+  }
   const log = createLogger({ name: 'ferry-ota' })
+  unknown.logTo(log)
   const server = await startOtaServer(config, { log })
   return new Promise<number>((resolve) => {
     const stop = (sig: string) => {

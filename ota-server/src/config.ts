@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { loadEnv } from '../../common/src/config/env.js'
+import type { UnknownCheck } from '../../common/src/config/unknown.js'
 
 /**
  * `ferry ota-server` settings. This schema is the reference: `ferry ota-server --help` prints it and
@@ -25,7 +26,10 @@ export const otaServerConfigSchema = Type.Object({
 
 export type OtaServerConfig = Static<typeof otaServerConfigSchema>
 
-/** Validates the environment (plus .env); throws ConfigError naming every bad variable. */
-export function loadOtaServerConfig(env: NodeJS.ProcessEnv = process.env): OtaServerConfig {
-  return loadEnv<OtaServerConfig>(otaServerConfigSchema, { env })
+/**
+ * Validates the environment (plus .env); throws ConfigError naming every bad variable. `unknown`:
+ * report misspelt FERRY_ names (see LoadEnvOptions); `ferry ota-server` turns it on.
+ */
+export function loadOtaServerConfig(env: NodeJS.ProcessEnv = process.env, unknown?: UnknownCheck): OtaServerConfig {
+  return loadEnv<OtaServerConfig>(otaServerConfigSchema, { env, unknown })
 }

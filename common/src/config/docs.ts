@@ -17,6 +17,8 @@ export function renderConfigMarkdown(sections: ConfigSection[]): string {
     'Every setting is an environment variable (a `.env` file in the working directory, or the file named by',
     '`FERRY_ENV_FILE`, is read too; the real environment wins). Values are validated at start; a bad value',
     'stops the process with a message naming the variable. `.env.example` lists the same variables.',
+    'A `FERRY_` name that no Ferry program reads (a typo such as `FERRY_SINKZ`) is reported as a warning at',
+    'start, with the closest known name, and is otherwise ignored.',
     '',
   ]
   for (const s of sections) {

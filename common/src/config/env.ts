@@ -3,6 +3,18 @@ import { parse as parseDotenv } from 'dotenv'
 import { envSchema } from 'env-schema'
 import type { TObject, TSchema } from 'typebox'
 import { ConfigError } from '../errors.js'
+import { FROM_ENVIRONMENT, findUnknownSettings, lookAlikeHint, type UnknownCheck, type UnknownSetting } from './unknown.js'
+
+export interface LoadEnvOptions {
+  env?: NodeJS.ProcessEnv
+  dotenvPath?: string
+  /**
+   * Look for unknown `FERRY_` names: any set (non-empty) in the environment or the dotenv file that is
+   * neither in the schema nor in `known` is reported, with the closest known name, and a required
+   * setting that is missing names its look-alike. Off when not given.
+   */
+  unknown?: UnknownCheck
+}
 
 /**
  * Loads `FERRY_*` settings from the environment plus an optional dotenv file and validates them with
@@ -11,8 +23,9 @@ import { ConfigError } from '../errors.js'
  *
  * A bad value throws a ConfigError that names every offending variable, says what is wanted (from the
  * schema's `description`) and what was given. Nothing here touches the network or the buffer.
+ * With `opts.unknown`, misspelt names are reported instead of silently ignored (see LoadEnvOptions).
  */
-export function loadEnv<T>(schema: TObject, opts: { env?: NodeJS.ProcessEnv; dotenvPath?: string } = {}): T {
+export function loadEnv<T>(schema: TObject, opts: LoadEnvOptions = {}): T {
   const env = opts.env ?? process.env
   const dotenvPath = opts.dotenvPath ?? env.FERRY_ENV_FILE ?? '.env'
   let fromFile: Record<string, string> = {}
@@ -28,6 +41,13 @@ export function loadEnv<T>(schema: TObject, opts: { env?: NodeJS.ProcessEnv; dot
   for (const [k, v] of [...Object.entries(fromFile), ...Object.entries(env)]) {
     if (k.startsWith('FERRY_') && typeof v === 'string' && v !== '') data[k] = v
   }
+  let unknown: UnknownSetting[] = []
+  if (opts.unknown) {
+    const setIn = (vars: Record<string, string | undefined>) => Object.keys(vars).filter((k) => vars[k])
+    const known = new Set([...Object.keys(schema.properties), ...opts.unknown.known])
+    unknown = findUnknownSettings([{ label: FROM_ENVIRONMENT, names: setIn(env) }, { label: dotenvPath, names: setIn(fromFile) }], known, opts.unknown.help)
+    for (const u of unknown) opts.unknown.report(u)
+  }
   // env-schema mutates the schema it is given (additionalProperties); hand it a copy.
   const copy = structuredClone(schema) as unknown as Record<string, unknown>
   try {
@@ -35,23 +55,26 @@ export function loadEnv<T>(schema: TObject, opts: { env?: NodeJS.ProcessEnv; dot
   } catch (err) {
     const errors = (err as { errors?: AjvLikeError[] }).errors
     if (!errors) throw new ConfigError((err as Error).message, { cause: err })
-    throw new ConfigError(formatErrors(schema, errors, data))
+    throw new ConfigError(formatErrors(schema, errors, data, unknown))
   }
 }
 
 interface AjvLikeError {
+  keyword?: string
   instancePath: string
   message?: string
   params?: Record<string, unknown>
 }
 
-function formatErrors(schema: TObject, errors: AjvLikeError[], data: Record<string, string>): string {
+function formatErrors(schema: TObject, errors: AjvLikeError[], data: Record<string, string>, unknown: UnknownSetting[]): string {
   const lines = new Set<string>()
   for (const e of errors) {
     const name = e.instancePath ? e.instancePath.slice(1) : String(e.params?.missingProperty ?? '')
     const field = (schema.properties as Record<string, TSchema & { description?: string }>)[name]
     const given = name in data ? ` (got ${JSON.stringify(data[name])})` : ' (not set)'
-    lines.add(`${name}: ${e.message ?? 'is invalid'}${given}. ${field?.description ?? ''}`.trim())
+    const message = e.keyword === 'required' ? 'is required' : (e.message ?? 'is invalid')
+    const hint = name in data ? '' : lookAlikeHint(name, unknown)
+    lines.add([`${name}: ${message}${given}.`, field?.description, hint].filter(Boolean).join(' '))
   }
   return `invalid configuration; fix these and start again:\n  ${[...lines].join('\n  ')}`
 }
