@@ -31,7 +31,7 @@ async function replay(broker: TestBroker, influx: TestInfluxd, db: string, sourc
     copyFileSync(source, env.FERRY_DB!)
     const started = performance.now()
     const gw = startFerry(s, ['gateway'], env)
-    await waitDrained(env.FERRY_DB!, 'influxdb', lastId, 900_000)
+    await waitDrained(env.FERRY_DB!, 'influxdb', lastId, 900_000, gw.alive)
     const m = memoryOf(gw.pid)
     if (!m) throw new Error('the gateway exited before its memory could be read')
     await gw.stop()
@@ -76,4 +76,4 @@ async function run(ctx: BenchContext): Promise<Result[]> {
   })
 }
 
-export const bench: Bench = { name: 'backlog', description: 'peak RSS replaying a large backlog vs a 10,000-row one', run }
+export const bench: Bench = { name: 'backlog', description: 'peak RSS replaying a large backlog vs a 10,000-row one', needs: ['mosquitto', 'influxd'], run }

@@ -80,7 +80,9 @@ async function ferrySample(broker: TestBroker, influx: TestInfluxd, db: string, 
     })
     copyFileSync(source, env.FERRY_DB!)
     const gw = startFerry(s, ['gateway'], env)
-    const drained = waitDrained(env.FERRY_DB!, 'influxdb', lastId, 600_000)
+    const drained = waitDrained(env.FERRY_DB!, 'influxdb', lastId, 600_000, gw.alive)
+    // Awaited below; if the gateway fails to start first, this must not end the run as an unhandled rejection.
+    drained.catch(() => {})
     const startedLine = await gw.waitFor(/"msg":"gateway started"/)
     // The log line's own timestamp: the drainer started in the same tick, before the line reached us.
     const startedAt = Date.parse((JSON.parse(startedLine) as { time: string }).time)
@@ -130,4 +132,4 @@ async function run(ctx: BenchContext): Promise<Result[]> {
   })
 }
 
-export const bench: Bench = { name: 'drain', description: 'backlog drain to InfluxDB 1.6 vs curl posting the same line protocol', run }
+export const bench: Bench = { name: 'drain', description: 'backlog drain to InfluxDB 1.6 vs curl posting the same line protocol', needs: ['mosquitto', 'influxd', 'curl'], run }

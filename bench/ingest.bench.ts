@@ -183,4 +183,4 @@ async function run(ctx: BenchContext): Promise<Result[]> {
   })
 }
 
-export const bench: Bench = { name: 'ingest', description: 'durable QoS 1 ingest vs mosquitto_sub; NORMAL vs FULL; write amplification', run }
+export const bench: Bench = { name: 'ingest', description: 'durable QoS 1 ingest vs mosquitto_sub; NORMAL vs FULL; write amplification', needs: ['mosquitto', 'mosquitto_pub', 'mosquitto_sub'], run }

@@ -167,4 +167,4 @@ async function run(ctx: BenchContext): Promise<Result[]> {
   )
 }
 
-export const bench: Bench = { name: 'latency', description: 'end-to-end latency online, publish → InfluxDB 204 (p50, p99)', run }
+export const bench: Bench = { name: 'latency', description: 'end-to-end latency online, publish → InfluxDB 204 (p50, p99)', needs: ['mosquitto', 'mosquitto_sub', 'influxd'], run }

@@ -17,9 +17,8 @@ import { makePki, type TestPki } from '../test/helpers/pki.js'
 import { freePort } from '../test/helpers/ports.js'
 import { tempDir } from '../test/helpers/tmp.js'
 import { run as ota } from '../ota-server/src/ota-cli.js'
-import { waitForPort } from '../common/src/broker/broker.js'
 import { fmt, measure, result, withScope, type Result, type Scope } from './lib/harness.js'
-import { start, startFerry } from './lib/procs.js'
+import { start, startFerry, waitListening } from './lib/procs.js'
 import type { Bench, BenchContext } from './lib/context.js'
 import { quiet } from '../test/helpers/quiet.js'
 
@@ -79,7 +78,7 @@ http {
 `
   writeFileSync(join(dir, 'nginx.conf'), conf)
   const nginx = start(s, 'nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-e', join(dir, 'error.log')])
-  await waitForPort(port, '127.0.0.1', 10_000, () => nginx.child.exitCode === null)
+  await waitListening(nginx, port, 10_000)
   return `https://localhost:${port}/ota/images/${image}`
 }
 
@@ -111,7 +110,7 @@ async function run(ctx: BenchContext): Promise<Result[]> {
       FERRY_LOG_LEVEL: 'warn',
       FERRY_ENV_FILE: join(root, 'no.env'),
     })
-    await waitForPort(port, '127.0.0.1', 20_000, () => server.child.exitCode === null)
+    await waitListening(server, port, 20_000)
     const ferryUrl = `https://localhost:${port}/ota/images/${sha}.bin`
     const nginxUrl = await startNginx(s, pki, root, `${sha}.bin`)
     // One download each first: the server hashes the image on its first open (then caches the check).
@@ -139,4 +138,4 @@ async function run(ctx: BenchContext): Promise<Result[]> {
   })
 }
 
-export const bench: Bench = { name: 'ota', description: 'OTA image download over mutual TLS vs nginx serving the same file', run }
+export const bench: Bench = { name: 'ota', description: 'OTA image download over mutual TLS vs nginx serving the same file', needs: ['nginx', 'curl'], run }

@@ -4,14 +4,20 @@
  * Runs the benchmarks in bench/*.bench.ts one after another, each measuring Ferry and its baseline
  * in the same run on the same machine, prints each one's samples as it finishes and then one summary
  * table (`benchmark | ferry | baseline | ratio | target | pass`). Never part of `npm test`.
+ * Before anything starts, every external command the selected benchmarks spawn is checked (and, as
+ * root on Debian, installed with apt-get; lib/preflight.ts). Whatever a benchmark starts is stopped
+ * and its temp dirs removed on every way out, including SIGINT/SIGTERM and crashes (lib/cleanup.ts).
  * Exit code: 0 when every benchmark ran (targets missed or not), 1 when one failed to run, 2 on bad
- * arguments. See bench/README.md for what each number means.
+ * arguments or missing commands, 128 + n when stopped by signal n. See bench/README.md for what each
+ * number means.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseCli } from '../common/src/cli-args.js'
 import { environment, printDetail, table, type Result } from './lib/harness.js'
 import { ferryCommand } from './lib/procs.js'
+import { installExitGuards, isShuttingDown } from './lib/cleanup.js'
+import { preflight, TOOLS } from './lib/preflight.js'
 import type { Bench } from './lib/context.js'
 
 const HELP = `usage: npm run bench -- [--quick] [--json <file>] [--only <name>[,<name>...]]
@@ -43,14 +49,23 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   const quick = values.quick === true
+  const selected: Array<[string, Bench]> = []
+  for (const name of only) selected.push([name, await BENCHES[name]!()])
+  const check = await preflight(selected.map(([name, b]) => ({ bench: name, tools: b.needs.map((n) => TOOLS[n]) })), {
+    log: (m) => process.stderr.write(`bench: ${m}\n`),
+  })
+  if (!check.ok) {
+    process.stderr.write(`${check.message}\n`)
+    return 2
+  }
   const env = { ...environment(), runtime: ferryCommand().runtime, quick }
   const started = Date.now()
   process.stdout.write(`Ferry benchmarks (${quick ? 'quick' : 'full'}) ${env.date}\n${env.cpu}, Node ${env.node}, Linux ${env.kernel}, load average ${env.loadavg.join(' ')}, ferry from ${env.runtime}\n\n`)
   if (env.runtime === 'tsx') process.stdout.write('note: no build in dist/; the gateway runs through tsx, which adds memory and start-up time (npm run build)\n\n')
   const results: Result[] = []
   const failures: Array<{ bench: string; error: string }> = []
-  for (const name of only) {
-    const bench = await BENCHES[name]!()
+  for (const [name, bench] of selected) {
+    if (isShuttingDown()) break
     process.stdout.write(`${name}: ${bench.description}\n`)
     const t0 = Date.now()
     try {
@@ -58,6 +73,8 @@ async function main(argv: string[]): Promise<number> {
       for (const r of rs) printDetail(r)
       results.push(...rs)
     } catch (err) {
+      // Interrupted: the exit guard is stopping everything and sets the exit code.
+      if (isShuttingDown()) return 1
       const e = err as Error
       failures.push({ bench: name, error: e.stack ?? e.message })
       process.stdout.write(`  FAILED to run: ${e.message}\n`)
@@ -74,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
   return failures.length ? 1 : 0
 }
 
+installExitGuards()
 try {
   process.exitCode = await main(process.argv.slice(2))
 } catch (err) {

@@ -34,12 +34,19 @@ export function fillBuffer(path: string, rows: number, devices: string[]): { las
   return { lastId, payloadBytes }
 }
 
-/** Resolves with the time (performance.now) at which `sink`'s cursor in the buffer at `path` reached `lastId`. */
-export async function waitDrained(path: string, sink: string, lastId: number, timeoutMs: number): Promise<number> {
+/**
+ * Resolves with the time (performance.now) at which `sink`'s cursor in the buffer at `path` reached
+ * `lastId`; fails as soon as `alive()` (the gateway is running) turns false, rather than polling on.
+ */
+export async function waitDrained(path: string, sink: string, lastId: number, timeoutMs: number, alive: () => boolean = () => true): Promise<number> {
   const db = new Database(path, { readonly: true, fileMustExist: true })
   try {
     const cursor = db.prepare('SELECT cursor AS c FROM sink_state WHERE name = ?')
-    await waitUntil(() => ((cursor.get(sink) as { c: number } | undefined)?.c ?? 0) >= lastId, `${sink} to drain ${lastId} readings`, timeoutMs, 5)
+    await waitUntil(() => {
+      if (((cursor.get(sink) as { c: number } | undefined)?.c ?? 0) >= lastId) return true
+      if (!alive()) throw new Error(`the gateway exited before ${sink} drained ${lastId} readings`)
+      return false
+    }, `${sink} to drain ${lastId} readings`, timeoutMs, 5)
     return performance.now()
   } finally {
     db.close()

@@ -1,4 +1,5 @@
 import type { Result } from './harness.js'
+import type { ToolName } from './preflight.js'
 
 /** What every benchmark gets from bench/run.ts. */
 export interface BenchContext {
@@ -13,5 +14,7 @@ export interface Bench {
   /** Prefix of its result ids; `--only <name>` selects it. */
   name: string
   description: string
+  /** Every external command it spawns (preflight.ts `TOOLS`); bench/run.ts checks them before anything starts. */
+  needs: ToolName[]
   run(ctx: BenchContext): Promise<Result[]>
 }

@@ -3,25 +3,52 @@
  * statistics, the result shape written by `--json`, and the table printer.
  */
 import { cpus, loadavg, release } from 'node:os'
+import { trackScope, untrackScope, type Closable } from './cleanup.js'
 
-/** Collects cleanups the way tap's `t.teardown` does, and runs them in reverse order on `close()`. */
-export class Scope {
+/**
+ * Collects cleanups the way tap's `t.teardown` does, and runs them in reverse order on `close()`.
+ * A scope with cleanups pending is known to cleanup.ts, so a signal or an unexpected error closes it
+ * too (bench/run.ts installs those guards).
+ */
+export class Scope implements Closable {
   private fns: Array<() => unknown> = []
+  private closing: Promise<void> | undefined
 
   teardown(fn: () => unknown): void {
     this.fns.push(fn)
+    trackScope(this)
   }
 
-  async close(): Promise<void> {
-    const fns = this.fns.reverse()
-    this.fns = []
-    for (const fn of fns) {
+  /** Runs the cleanups, newest first; a second call while one is running waits for the same run. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing
+    const run = async () => {
+      for (let fn = this.fns.pop(); fn; fn = this.fns.pop()) {
+        try {
+          await fn()
+        } catch (err) {
+          process.stderr.write(`bench: cleanup failed: ${(err as Error).message}\n`)
+        }
+      }
+      untrackScope(this)
+    }
+    const p = run().finally(() => {
+      if (this.closing === p) this.closing = undefined
+    })
+    this.closing = p
+    return p
+  }
+
+  closeSync(): void {
+    for (let fn = this.fns.pop(); fn; fn = this.fns.pop()) {
       try {
-        await fn()
-      } catch (err) {
-        process.stderr.write(`bench: cleanup failed: ${(err as Error).message}\n`)
+        const r = fn()
+        if (r instanceof Promise) r.catch(() => {})
+      } catch {
+        // best effort on the way out
       }
     }
+    untrackScope(this)
   }
 }
 
