@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Ferry gateway and OTA server: one image, two commands (`gateway`, `ota-server`; see docker-compose.yml).
 #
 # Targets linux/arm64 (Raspberry Pi 4/5 with a 64-bit OS) and linux/amd64. On the Pi itself a plain
@@ -38,6 +37,10 @@ COPY cli ./cli
 COPY common ./common
 COPY gateway ./gateway
 COPY ota-server ./ota-server
+# The `ferry` command also carries the simulated device and the demo (tsconfig.build.json compiles them),
+# so `docker compose exec gateway node bin/ferry.js device-sim …` works for a check on the Pi.
+COPY device-sim ./device-sim
+COPY scripts/demo.ts scripts/config-sections.ts ./scripts/
 # Build, drop dev dependencies, and stage exactly what the runtime needs in /out: compiled JS, the
 # launcher, production node_modules, and any non-TypeScript assets that live beside the sources (SQL
 # migrations, static files), which tsc does not copy into dist/.
@@ -45,7 +48,7 @@ RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && mkdir /out \
  && cp -r dist bin node_modules package.json package-lock.json /out/ \
- && find common gateway ota-server cli -type f ! -name '*.ts' -exec cp --parents {} /out/ \;
+ && find common gateway ota-server device-sim cli -type f ! -name '*.ts' -exec cp --parents {} /out/ \;
 
 # ---- runtime ---------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime

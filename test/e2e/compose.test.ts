@@ -160,9 +160,25 @@ const composeChecks: Record<string, (c: Compose) => string[]> = {
     Object.entries(c.services).flatMap(([name, s]) =>
       Object.entries(s.environment ?? {})
         .filter(([k]) => /^FERRY_\w+_(CA|CERT|KEY|CRL|PUB)$/.test(k))
-        .filter(([, v]) => !mounts(s).some((m) => m.readOnly && v?.startsWith(m.target.replace(/\/?$/, '/'))))
+        .filter(([, v]) => !mounts(s).some((m) => m.readOnly && (v === m.target || v?.startsWith(m.target.replace(/\/?$/, '/')))))
         .map(([k, v]) => `${name} ${k}=${v} is not inside a read-only mount`),
     ),
+  'each service mounts only the PKI files it reads': (c) => {
+    // The gateway's key must not be readable in the broker's container, nor the server key in the
+    // gateway's; the CA key and the release key never reach the host at all.
+    const base = c.services.gateway?.build?.context ?? ''
+    const allowed: Record<string, string[]> = {
+      mosquitto: ['ca.crt', 'crl.pem', 'server.crt', 'server.key'],
+      gateway: ['ca.crt', 'gateway.crt', 'gateway.key'],
+      'ota-server': ['ca.crt', 'crl.pem', 'server.crt', 'server.key', 'release.pub'],
+    }
+    return Object.entries(c.services).flatMap(([name, s]) =>
+      mounts(s)
+        .filter((m) => m.source === `${base}/pki` || m.source.startsWith(`${base}/pki/`))
+        .filter((m) => !(allowed[name] ?? []).includes(m.source.slice(`${base}/pki/`.length)))
+        .map((m) => `${name} mounts ${m.source.slice(base.length + 1)}`),
+    )
+  },
 }
 
 t.test('docker-compose config -q accepts docker-compose.yml', async (t) => {
@@ -206,16 +222,18 @@ t.test('each compose check fails on a copy that breaks it', async (t) => {
   const good = repoFile('docker-compose.yml')
   // [check, description, mutation]; each mutation must still be a valid Compose file.
   const cases: [string, string, (s: string) => string][] = [
-    ['no MQTT port 1883 is published or exposed', 'a 1883 mapping on the broker', (s) => s.replace('- "8883:8883"', '- "8883:8883"\n      - "1883:1883"')],
-    ['no MQTT port 1883 is published or exposed', 'a 1883 mapping on another host port', (s) => s.replace('- "8883:8883"', '- "8883:8883"\n      - "18830:1883"')],
-    ['mosquitto publishes 8883 and nothing else', 'an extra WebSocket port', (s) => s.replace('- "8883:8883"', '- "8883:8883"\n      - "9001:9001"')],
+    ['no MQTT port 1883 is published or exposed', 'a 1883 mapping on the broker', (s) => s.replace('- "${FERRY_PUBLISH_MQTT:-8883}:8883"', '- "${FERRY_PUBLISH_MQTT:-8883}:8883"\n      - "1883:1883"')],
+    ['no MQTT port 1883 is published or exposed', 'a 1883 mapping on another host port', (s) => s.replace('- "${FERRY_PUBLISH_MQTT:-8883}:8883"', '- "${FERRY_PUBLISH_MQTT:-8883}:8883"\n      - "18830:1883"')],
+    ['mosquitto publishes 8883 and nothing else', 'an extra WebSocket port', (s) => s.replace('- "${FERRY_PUBLISH_MQTT:-8883}:8883"', '- "${FERRY_PUBLISH_MQTT:-8883}:8883"\n      - "9001:9001"')],
     ['mosquitto is pinned to a 2.0.x release', 'the :2 tag', (s) => s.replace(/eclipse-mosquitto:2\.0\.\d+/, 'eclipse-mosquitto:2')],
     ['every image is pinned to a version', 'an untagged image', (s) => s.replace(/influxdb:1\.8\.\d+/, 'influxdb')],
     ['every image is pinned to a version', 'a :latest image', (s) => s.replace(/grafana\/grafana:[\d.]+/, 'grafana/grafana:latest')],
     ['every service has a healthcheck', 'a disabled one', (s) => s.replace(/\n {4}healthcheck:\n {6}# Every route needs[\s\S]*?start_period: \d+s\n/, '\n    healthcheck:\n      disable: true\n')],
     ['every service has a healthcheck', 'a service without one', (s) => s.replace(/\n {4}healthcheck:\n {6}# Every route needs[\s\S]*?start_period: \d+s\n/, '\n')],
     ['every service restarts unless stopped', 'restart: always on the Ferry services', (s) => s.replace(/(x-ferry-app:[\s\S]*?)restart: unless-stopped/, '$1restart: always')],
-    ['every bind mount (config, certificates, keys, OTA files) is read-only', 'a writable PKI mount', (s) => s.replace(':/mosquitto/config/certs:ro', ':/mosquitto/config/certs')],
+    ['every bind mount (config, certificates, keys, OTA files) is read-only', 'a writable PKI mount', (s) => s.replace(/(target: \/mosquitto\/config\/certs\/server\.key\n\s+)read_only: true/, '$1read_only: false')],
+    ['each service mounts only the PKI files it reads', 'the whole PKI folder on the broker', (s) => s.replace('- mosquitto-data:/mosquitto/data', '- ${FERRY_HOST_PKI_DIR:-./pki}:/mosquitto/config/pki:ro\n      - mosquitto-data:/mosquitto/data')],
+    ['each service mounts only the PKI files it reads', "the gateway's key on the OTA server", (s) => s.replace('source: ${FERRY_HOST_PKI_DIR:-./pki}/release.pub', 'source: ${FERRY_HOST_PKI_DIR:-./pki}/gateway.key')],
     ['the broker persistence and the buffer database live in named volumes', 'a bind mount for the buffer', (s) => s.replace('- gateway-data:/var/lib/ferry', '- /srv/ferry-data:/var/lib/ferry:ro')],
     ['the broker persistence and the buffer database live in named volumes', 'no broker persistence volume', (s) => s.replace(/\n\s*- mosquitto-data:\/mosquitto\/data/, '')],
     ['the Ferry services run as non-root users without privileges', 'user: root on the gateway', (s) => s.replace('command: ["gateway"]', 'command: ["gateway"]\n    user: root')],
@@ -362,14 +380,22 @@ t.test('.dockerignore admits only build inputs and never secrets', async (t) => 
   t.same(allowed.filter((p) => /pki|\.env|\.key|\.pem|\.db|firmware|\.git/.test(p)), [], 'no secret or state path is allowed back in')
   // Keys, .env and databases inside the allowed source folders are excluded again, after the allow lines.
   const lastAllow = Math.max(...lines.map((l, i) => (l.startsWith('!') ? i : -1)))
-  for (const p of ['**/*.key', '**/*.pem', '**/.env', '**/*.db', '**/pki/']) {
+  for (const p of ['**/*.key', '**/*.pem', '**/.env', '**/*.db']) {
     t.ok(lines.indexOf(p) > lastAllow, `${p} is excluded after the allow-list`)
   }
+  // An exclusion by folder name would also hit source folders of the same name (common/src/pki/ once
+  // broke the image build that way): exclusions name file patterns only.
+  t.same(lines.filter((l) => !l.startsWith('!') && l !== '*' && l !== '**/node_modules/' && /\/$|\/\*\*$/.test(l)), [], 'no folder-name exclusions but node_modules')
   // Everything the Dockerfile copies from the context is allowed in.
   const copied = parseDockerfile(repoFile('Dockerfile'))
     .filter((i) => i.op === 'COPY' && !/--from=/.test(i.args))
     .flatMap(copySources)
   t.same(copied.filter((c) => !allowed.includes(c.replace(/^\.\//, '').replace(/\/$/, ''))), [], 'every COPY source is in the allow-list')
+  // Everything `npm run build` compiles reaches the build stage (the image build ran tsc on sources
+  // that were never copied in, and failed).
+  const compiled = (JSON.parse(repoFile('tsconfig.build.json')) as { include: string[] }).include
+  const inContext = (p: string) => copied.some((c) => { const src = c.replace(/^\.\//, '').replace(/\/$/, ''); return p === src || p.startsWith(`${src}/`) })
+  t.same(compiled.filter((p) => !inContext(p)), [], 'every path tsconfig.build.json compiles is copied into the build stage')
 })
 
 t.test('mosquitto.conf mounted into the container listens on 8883 only', async (t) => {
