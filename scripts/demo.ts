@@ -13,7 +13,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { parseCli, parseDuration } from '../common/src/cli-args.js'
@@ -22,7 +23,7 @@ import { createLogger } from '../common/src/logger.js'
 import { startLocalInfluxd, type LocalInfluxd } from '../common/src/influxd.js'
 import { freeTcpPort } from '../common/src/ports.js'
 import { initPki, issueDevice, issueServer, pkiFiles } from '../common/src/pki/pki.js'
-import { waitForPort } from '../common/src/broker/broker.js'
+import { assertBrokerCanReach, brokerReachProblem, waitForPort } from '../common/src/broker/broker.js'
 import { generateReleaseKey } from '../ota-server/src/manifest/index.js'
 import { publishRelease } from '../ota-server/src/store/publish.js'
 import { DeviceSim, deviceTlsFromPki } from '../device-sim/src/sim.js'
@@ -38,6 +39,9 @@ when influxd is installed, else the file sink) and devices demo-1..demo-3 publis
   --rate <r>       readings per second per device (default 2)
   --sink <name>    influxdb or file (default: influxdb when installed)
   --keep           keep the working folder's previous contents (default: start fresh)
+
+Run as root, mosquitto drops to its own user; when that user cannot enter the working folder (say
+/root, mode 0700), the broker's data goes to a private temp folder instead, removed at the end.
 
 Exit 0 when every reading the devices published was delivered to the local sink.`
 
@@ -77,6 +81,7 @@ export async function run(argv: string[]): Promise<number> {
   const services: Service[] = []
   let influx: LocalInfluxd | undefined
   const sims: DeviceSim[] = []
+  let brokerTemp: string | undefined
 
   const stopAll = async () => {
     await Promise.allSettled(sims.map((s) => s.stop()))
@@ -108,6 +113,17 @@ export async function run(argv: string[]): Promise<number> {
 
     // --- services -------------------------------------------------------------------------------
     const [mqttPort, httpPort, otaPort] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()]
+    let brokerData = join(dir, 'broker')
+    const unreachable = brokerReachProblem(brokerData)
+    if (unreachable) {
+      // Root's mosquitto runs as its own user, which may not enter the demo folder (a clone in /root).
+      // Only the broker's data moves, to a folder it can reach; its log stays in logs/.
+      brokerTemp = mkdtempSync(join(tmpdir(), 'ferry-demo-broker-'))
+      chmodSync(brokerTemp, 0o755)
+      brokerData = brokerTemp
+      say(`broker data in ${brokerTemp} (removed at the end): mosquitto's user ${unreachable.user.name} cannot enter ${unreachable.folder} (mode ${unreachable.mode.toString(8).padStart(4, '0')})`)
+    }
+    assertBrokerCanReach(brokerData)
     const start = (name: string, args: string[], env: Record<string, string> = {}): Service => {
       const out = createWriteStream(join(dir, 'logs', `${name}.log`))
       const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
@@ -120,7 +136,7 @@ export async function run(argv: string[]): Promise<number> {
       services.push(s)
       return s
     }
-    const broker = start('broker', ['broker', '--pki', pki, '--data', join(dir, 'broker'), '--port', String(mqttPort), '--bind', '127.0.0.1'])
+    const broker = start('broker', ['broker', '--pki', pki, '--data', brokerData, '--port', String(mqttPort), '--bind', '127.0.0.1'])
     await waitForPort(mqttPort, '127.0.0.1', 15_000, () => broker.child.exitCode === null)
 
     let sinkEnv: Record<string, string>
@@ -252,6 +268,8 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     await stopAll()
     throw err
+  } finally {
+    if (brokerTemp) rmSync(brokerTemp, { recursive: true, force: true })
   }
 }
 

@@ -2,7 +2,7 @@
 // forwarding signals to a real mosquitto.
 import t from 'tap'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from '../helpers/tmp.js'
 import { freePort } from '../helpers/ports.js'
@@ -63,6 +63,31 @@ t.test('ferry broker runs mosquitto, applies a revocation on SIGHUP and exits wi
   const exit = await broker.exited
   t.equal(exit.code, 0, "exits with mosquitto's status after a clean stop")
   t.ok(existsSync(join(data, 'persist', 'mosquitto.db')), 'the broker saved its persistence on the way out')
+})
+
+t.test('ferry broker as root with --data inside a 0700 folder names the folder and the fix, and starts nothing', async (t) => {
+  const pki = await makePki(t, ['dev1'])
+  const port = await freePort()
+  const home = join(tempDir(t), 'home')
+  mkdirSync(home, { mode: 0o700 })
+  const data = join(home, 'x')
+  // Root's mosquitto drops to user mosquitto, which cannot enter `home`; any other user's mosquitto keeps that user.
+  const drops = process.getuid?.() === 0 && /^mosquitto:/m.test(readFileSync('/etc/passwd', 'utf8'))
+  if (drops) {
+    const r = ferry(['broker', '--pki', pki.dir, '--data', data, '--port', String(port), '--bind', '127.0.0.1'])
+    t.equal(r.status, 1, 'a broker that cannot start is a run-time failure (exit 1)')
+    t.match(r.stderr, `cannot enter ${home} (mode 0700)`, 'names the folder')
+    t.match(r.stderr, `chmod o+x ${home}`, 'and the fix')
+    t.match(r.stderr, /choose a --data folder it can reach/)
+    t.notMatch(r.stderr, /process exited before port/, 'refused before mosquitto was started')
+    t.notOk(existsSync(data), 'the data folder was not created')
+  } else {
+    const broker = spawnFerry(t, ['broker', '--pki', pki.dir, '--data', data, '--port', String(port), '--bind', '127.0.0.1'], {})
+    await broker.waitFor(/accepting connections on port/)
+    t.pass('mosquitto does not change user, so a private folder of ours is fine')
+    broker.child.kill('SIGTERM')
+    t.equal((await broker.exited).code, 0)
+  }
 })
 
 t.test('ferry gateway with a bad setting exits 2, names the variable, and never creates the buffer', async (t) => {

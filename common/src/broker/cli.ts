@@ -8,7 +8,11 @@ Runs the system mosquitto with the repo's mosquitto/mosquitto.conf, its paths po
 folder (ca.crt, server.crt, server.key, crl.pem) and the data folder (persistence, staged copies of
 the certificates readable by the broker's user). Waits until the port accepts connections, then
 forwards SIGINT/SIGTERM and SIGHUP (re-copies crl.pem first, so "ferry pki revoke" + SIGHUP takes
-effect) and exits with mosquitto's status.`
+effect) and exits with mosquitto's status.
+
+Run as root, mosquitto drops to its own user (mosquitto) before it opens the data folder, so that
+user must be able to enter every folder above it; ferry broker checks this first and names the
+folder it cannot enter (a folder under /root, mode 0700, is the usual one).`
 
 export async function run(argv: string[]): Promise<number> {
   const { values, help } = parseCli(argv, {
