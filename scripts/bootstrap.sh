@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suite and the demo run for real. FERRY_SKIP_APT=1 skips this step.
-APT_PACKAGES=(mosquitto mosquitto-clients openssl influxdb libmbedtls-dev doctest-dev g++ make docker-compose chromium)
+# docker.io and debootstrap: the image test builds and runs the real images (test/docker/).
+APT_PACKAGES=(mosquitto mosquitto-clients openssl curl influxdb libmbedtls-dev doctest-dev g++ make docker.io docker-compose debootstrap chromium)
 if [[ "${FERRY_SKIP_APT:-0}" != 1 ]] && command -v dpkg-query >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
