@@ -8,7 +8,7 @@
  * switch, led and the point time (at the destination's time resolution).
  */
 import type { Test } from 'tap'
-import type { Sink, Stored } from './types.js'
+import type { Sink, Stored } from '../gateway/src/sinks/types.js'
 
 /** One reading as the destination holds it. */
 export interface Delivered {

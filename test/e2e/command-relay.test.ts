@@ -12,7 +12,7 @@ import { waitUntil } from '../helpers/wait.js'
 import { loadCoreConfig } from '../../gateway/src/config.js'
 import { startGateway, type Gateway } from '../../gateway/src/gateway.js'
 import { silentLogger } from '../../common/src/logger.js'
-import { FakeTalkBack } from '../../gateway/src/commands/fake-talkback.js'
+import { FakeTalkBack } from '../fakes/talkback.js'
 import { TalkBackPoller } from '../../gateway/src/commands/talkback.js'
 
 interface TT {

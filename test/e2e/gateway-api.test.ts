@@ -9,7 +9,7 @@ import { tempDir } from '../helpers/tmp.js'
 import { gatewayEnv, deviceClient, spawnFerry } from '../helpers/gateway.js'
 import { freePort } from '../helpers/ports.js'
 import { waitUntil } from '../helpers/wait.js'
-import { FakeTalkBack } from '../../gateway/src/commands/fake-talkback.js'
+import { FakeTalkBack } from '../fakes/talkback.js'
 
 const TOKEN = 'process-test-token-0123456789'
 

@@ -8,7 +8,7 @@ import { silentLogger, type Logger } from '../../../common/src/logger.js'
 import { hasCode } from '../../../common/src/errors.js'
 import { CommandStore } from './store.js'
 import { LedRelay, type LedPublisher } from './relay.js'
-import { FakeTalkBack, type FakeTalkBackOptions } from './fake-talkback.js'
+import { FakeTalkBack, type FakeTalkBackOptions } from '../../../test/fakes/talkback.js'
 import { TalkBackPoller } from './talkback.js'
 import { talkbackSettings } from './config.js'
 

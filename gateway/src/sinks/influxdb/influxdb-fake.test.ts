@@ -5,11 +5,11 @@ import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { loadEnv } from '../../../../common/src/config/env.js'
 import { makePki } from '../../../../test/helpers/pki.js'
-import { sinkContract, makeRows, type Delivered } from '../sink-contract.js'
+import { sinkContract, makeRows, type Delivered } from '../../../../test/sink-contract.js'
 import type { Stored } from '../types.js'
 import { influxConfigSchema, type InfluxConfig } from './config.js'
 import { createInfluxSink } from './influxdb.js'
-import { startFakeInflux, type FakeInflux, type FakeInfluxOptions } from './fake-server.js'
+import { startFakeInflux, type FakeInflux, type FakeInfluxOptions } from '../../../../test/fakes/influxdb.js'
 
 const signal = () => new AbortController().signal
 const cfg = (env: Record<string, string>): InfluxConfig => loadEnv<InfluxConfig>(influxConfigSchema, { env, dotenvPath: '/nonexistent' })

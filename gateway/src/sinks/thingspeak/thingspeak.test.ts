@@ -3,11 +3,11 @@
 // exactly and the tests never wait.
 import t, { type Test } from 'tap'
 import { loadEnv } from '../../../../common/src/config/env.js'
-import { sinkContract, makeRows, type Delivered } from '../sink-contract.js'
+import { sinkContract, makeRows, type Delivered } from '../../../../test/sink-contract.js'
 import type { Stored } from '../types.js'
 import { thingspeakConfigSchema, type ThingSpeakConfig } from './config.js'
 import { createThingSpeakSink } from './thingspeak.js'
-import { startFakeThingSpeak, type FakeThingSpeak, type FakeThingSpeakOptions, type TsEntry } from './fake-server.js'
+import { startFakeThingSpeak, type FakeThingSpeak, type FakeThingSpeakOptions, type TsEntry } from '../../../../test/fakes/thingspeak.js'
 
 const signal = () => new AbortController().signal
 const cfg = (env: Record<string, string>): ThingSpeakConfig => loadEnv<ThingSpeakConfig>(thingspeakConfigSchema, { env, dotenvPath: '/nonexistent' })
