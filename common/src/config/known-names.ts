@@ -34,8 +34,8 @@ export const OTHER_KNOWN_NAMES = {
   /**
    * Knobs of the benchmark harness (bench/) and of the tests (the dashboard test's browser, the Compose
    * stack test's prebuilt image and scripts/test-arm64.sh's tag for it, the stand-in images of
-   * test/docker/standin/build.sh), exported in the shell that then starts the gateway or the OTA
-   * server as a child with the same environment.
+   * test/docker/standin/build.sh, scripts/test.sh's ESP32 header-check folder), exported in the shell
+   * that then starts the gateway or the OTA server as a child with the same environment.
    */
   benchAndTests: [
     'FERRY_BENCH_NODE_ARGS',
@@ -46,6 +46,7 @@ export const OTHER_KNOWN_NAMES = {
     'FERRY_ARM64_TAG',
     'FERRY_STANDIN_CACHE',
     'FERRY_STANDIN_MIRROR',
+    'FERRY_ESP32_SDK',
   ],
 } as const
 
