@@ -46,6 +46,10 @@ Run as root, mosquitto drops to its own user; when that user cannot enter the wo
 Exit 0 when every reading the devices published was delivered to the local sink.`
 
 const DEVICES = ['demo-1', 'demo-2', 'demo-3']
+// How long a service may take to accept connections. A service that exits is noticed at once (the
+// liveness check beside each wait); this only bounds a hung one. A busy Pi, or a machine building
+// images at the same time, can take tens of seconds to start three Node processes.
+const START_TIMEOUT_MS = 90_000
 
 interface Service {
   name: string
@@ -137,7 +141,7 @@ export async function run(argv: string[]): Promise<number> {
       return s
     }
     const broker = start('broker', ['broker', '--pki', pki, '--data', brokerData, '--port', String(mqttPort), '--bind', '127.0.0.1'])
-    await waitForPort(mqttPort, '127.0.0.1', 15_000, () => broker.child.exitCode === null)
+    await waitForPort(mqttPort, '127.0.0.1', START_TIMEOUT_MS, () => broker.child.exitCode === null)
 
     let sinkEnv: Record<string, string>
     let sinkLabel: string
@@ -176,8 +180,8 @@ export async function run(argv: string[]): Promise<number> {
       FERRY_OTA_CRL: pkiFiles(pki).crl,
       FERRY_OTA_PUB: join(pki, 'release.pub'),
     })
-    await waitForPort(httpPort, '127.0.0.1', 20_000, () => gateway.child.exitCode === null)
-    await waitForPort(otaPort, '127.0.0.1', 20_000, () => otaServer.child.exitCode === null)
+    await waitForPort(httpPort, '127.0.0.1', START_TIMEOUT_MS, () => gateway.child.exitCode === null)
+    await waitForPort(otaPort, '127.0.0.1', START_TIMEOUT_MS, () => otaServer.child.exitCode === null)
 
     // --- devices --------------------------------------------------------------------------------
     for (const id of DEVICES) {
