@@ -1,8 +1,11 @@
 /**
  * Ferry's error types. Every error has a stable `code` (`FERRY_ERR_*`); callers match on `code`,
  * not on `instanceof`, because two copies of a module can coexist (the undici rule).
- * Messages say what happened, where, and what to do next. `docs/errors.md` lists every code and
- * `common/src/errors.test.ts` fails when the table and this file disagree.
+ * Messages say what happened, where, and what to do next. `docs/errors.md` lists every code, these
+ * and the HTTP answer codes of the gateway API and the OTA server; `common/src/errors.test.ts` fails
+ * when a code used anywhere in the product source is missing there (or a documented one is unused).
+ *
+ * A bare `Error` is thrown only for a programming bug (a broken invariant), with a comment saying so.
  */
 export const ErrorCodes = {
   FERRY_ERR_CONFIG: 'A configuration value is missing or invalid; the message names the variable.',
@@ -16,6 +19,9 @@ export const ErrorCodes = {
   FERRY_ERR_SINK: 'A sink failed in a way that will be retried.',
   FERRY_ERR_MANIFEST_SIGNATURE: 'An OTA envelope signature did not verify against the release key.',
   FERRY_ERR_MANIFEST: 'An OTA manifest is malformed, expired, for other hardware, or a downgrade.',
+  FERRY_ERR_RELEASE: 'A published OTA release cannot be served: its file name and manifest disagree, or its image is missing.',
+  FERRY_ERR_INFLUXD: 'The private influxd (demo, tests) did not start, or refused a statement.',
+  FERRY_ERR_MQTT_INCOMPATIBLE: 'The installed MQTT.js lacks the hook that holds PUBACKs until commit; the gateway refuses to start.',
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes

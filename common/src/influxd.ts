@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { FerryError } from './errors.js'
 import { freeTcpPort } from './ports.js'
 
 export interface LocalInfluxd {
@@ -103,7 +104,7 @@ bind-address = "127.0.0.1:${rpcPort}"
   const url = `http://127.0.0.1:${httpPort}`
   const deadline = Date.now() + 20_000
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`influxd exited with ${proc.exitCode} before it was ready:\n${output}`)
+    if (proc.exitCode !== null) throw new FerryError('FERRY_ERR_INFLUXD', `influxd exited with ${proc.exitCode} before it was ready; check that InfluxDB 1.x is installed and starts by hand. Its output:\n${output}`)
     try {
       const r = await fetch(`${url}/ping`)
       if (r.status === 204) break
@@ -112,7 +113,7 @@ bind-address = "127.0.0.1:${rpcPort}"
     }
     if (Date.now() > deadline) {
       await stop()
-      throw new Error(`influxd did not answer /ping within 20 s:\n${output}`)
+      throw new FerryError('FERRY_ERR_INFLUXD', `influxd did not answer /ping within 20 s; a slow or busy machine, or a port another process holds. Its output:\n${output}`)
     }
     await new Promise((r) => setTimeout(r, 50))
   }
@@ -125,10 +126,10 @@ bind-address = "127.0.0.1:${rpcPort}"
       body: new URLSearchParams({ q }).toString(),
     })
     const text = await r.text()
-    if (r.status !== 200) throw new Error(`influxd /query ${q} → ${r.status} ${text}`)
+    if (r.status !== 200) throw new FerryError('FERRY_ERR_INFLUXD', `influxd /query ${q} → ${r.status} ${text}; check that influxd at ${url} is still running`)
     const j = JSON.parse(text) as QueryResult
     const err = j.results.find((x) => x.error)
-    if (err) throw new Error(`influxd /query ${q}: ${err.error}`)
+    if (err) throw new FerryError('FERRY_ERR_INFLUXD', `influxd refused the statement ${q}: ${err.error}`)
     return j
   }
   if (opts.auth) {
@@ -138,7 +139,7 @@ bind-address = "127.0.0.1:${rpcPort}"
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ q: `CREATE USER "${opts.auth.user}" WITH PASSWORD '${opts.auth.password}' WITH ALL PRIVILEGES` }).toString(),
     })
-    if (r.status !== 200) throw new Error(`influxd: creating the admin user failed: ${r.status} ${await r.text()}`)
+    if (r.status !== 200) throw new FerryError('FERRY_ERR_INFLUXD', `influxd: creating the admin user failed: ${r.status} ${await r.text()}; its data folder must be new (auth is bootstrapped on an empty one)`)
   }
   return {
     url,

@@ -234,6 +234,7 @@ export class DeviceSim extends EventEmitter {
    * and starts taking readings. Resolves once booted; the connection comes up in the background.
    */
   start(): Promise<void> {
+    // Invariant (a bug in the caller if broken): one simulator boots once.
     if (this.state) throw new Error('DeviceSim.start() called twice')
     const prev = loadState(this.file, this.id)
     const factory = this.o.factory ?? { version: '1.0.0', secureVersion: 0 }
@@ -298,6 +299,8 @@ export class DeviceSim extends EventEmitter {
 
   /** Takes one reading now and queues it for publishing. Returns it. */
   produce(): Reading {
+    // Invariants (a bug in the caller if broken): readings are taken between start() and stop(), and
+    // no more than `count` (the tick stops itself at `count`).
     if (!this.state) throw new Error('DeviceSim.produce() before start()')
     if (this.stopping || (this.o.count !== undefined && this.c.produced >= this.o.count)) throw new Error('DeviceSim is not taking readings any more')
     const now = this.now()
@@ -346,6 +349,7 @@ export class DeviceSim extends EventEmitter {
    * reported, or `rolled-back` when the self-test fails. Concurrent calls share one check.
    */
   checkOta(): Promise<OtaCheckResult> {
+    // Invariant (a bug in the caller if broken): only a simulator made with `ota` options is asked to update.
     if (!this.otaClient) return Promise.reject(new Error('OTA is not configured for this device (no ota options)'))
     this.otaRunning ??= this.runOta().finally(() => (this.otaRunning = undefined))
     return this.otaRunning
@@ -570,7 +574,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
     new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
+      timer = setTimeout(() => reject(new FerryError('FERRY_ERR_BROKER', `the broker did not answer within ${ms} ms`)), ms)
     }),
   ])
 }

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
+import { FerryError } from '../errors.js'
 
 /**
  * The repo's broker config, the single source of truth for container and native brokers alike: the
@@ -12,7 +13,12 @@ export function repoMosquittoFile(name: 'mosquitto.conf' | 'acl'): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   while (!existsSync(join(dir, 'mosquitto', 'mosquitto.conf'))) {
     const up = dirname(dir)
-    if (up === dir) throw new Error('cannot find the Ferry package root (mosquitto/mosquitto.conf)')
+    if (up === dir) {
+      throw new FerryError(
+        'FERRY_ERR_BROKER',
+        `cannot find the Ferry package root (a folder holding mosquitto/mosquitto.conf) above ${dirname(fileURLToPath(import.meta.url))}; run the broker from a full Ferry checkout or install (the gateway's container image does not carry it: use the mosquitto container there)`,
+      )
+    }
     dir = up
   }
   return join(dir, 'mosquitto', name)
@@ -45,7 +51,8 @@ export function renderNativeConfig(containerConf: string, p: NativePaths): strin
     // the "running" line we wait for would never arrive. stderr is unbuffered.
     .replace(/^log_dest stdout$/m, 'log_dest stderr')
   const leftover = /^[^#\n]*?(\/mosquitto\/\S*)/m.exec(out)
-  if (leftover) throw new Error(`renderNativeConfig: container path ${leftover[1]} was not rewritten`)
+  // Invariant (a programming bug if broken): every container path of mosquitto.conf is rewritten above.
+  if (leftover) throw new Error(`renderNativeConfig: container path ${leftover[1]} was not rewritten; teach renderNativeConfig the new path`)
   return out
 }
 

@@ -37,7 +37,8 @@ export function spliceReadmeTable(readme: string, section: ConfigSection): strin
   const end = '<!-- config:end -->'
   const a = readme.indexOf(start)
   const b = readme.indexOf(end)
-  if (a < 0 || b < a) throw new Error('README.md has no <!-- config:start --> ... <!-- config:end --> markers')
+  // Invariant (a bug in the repository if broken): the README shipped with Ferry has both markers.
+  if (a < 0 || b < a) throw new Error('README.md has no <!-- config:start --> ... <!-- config:end --> markers; put them back around the configuration table')
   const table = renderConfigMarkdown([section]).split('\n').filter((l) => l.startsWith('|')).join('\n')
   return `${readme.slice(0, a + start.length)}\n${table}\n${readme.slice(b)}`
 }

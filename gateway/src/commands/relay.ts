@@ -117,6 +117,8 @@ export class LedRelay {
    * after `waitMs` (then still `pending`; MQTT.js delivers it when the session is back).
    */
   async send(req: LedRequest, opts: { waitMs?: number } = {}): Promise<CommandRecord> {
+    // Invariants (a programming bug if broken): the API and TalkBack are stopped before the relay, and
+    // both validate the device id and the brightness (schema, parseLedCommand) before they call send.
     if (this.stopped) throw new Error('the LED relay is stopped')
     if (!isDeviceId(req.device)) throw new Error(`invalid device id ${JSON.stringify(req.device)}`)
     if (!Number.isInteger(req.brightness) || req.brightness < 0 || req.brightness > 100) throw new Error(`brightness ${req.brightness} is outside 0..100`)

@@ -1,4 +1,5 @@
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient, type Packet } from 'mqtt'
+import { FerryError } from '../../../common/src/errors.js'
 import type { Logger } from '../../../common/src/logger.js'
 import { SUBSCRIPTIONS, SYS_DROPPED } from './topics.js'
 
@@ -32,6 +33,35 @@ export interface Subscriber {
 const BACKOFF_MIN_MS = 1000
 const BACKOFF_MAX_MS = 30_000
 
+type SendPacket = (packet: Packet, cb?: (err?: Error) => void, ...rest: unknown[]) => void
+
+/**
+ * The start-up check of the ack hook. MQTT.js 5.x (handlers/publish.ts) calls
+ * `handleMessage(packet, cb)` for each QoS 1 message and, from `cb`, sends the PUBACK through the
+ * private `_sendPacket(packet, cb, cbStorePut, noStore)`. The subscriber below replaces both. If
+ * either is missing or has another shape, MQTT.js changed underneath us and a PUBACK could leave
+ * before its reading is committed: refuse to start rather than risk that. `mqtt` is pinned to an
+ * exact version in package.json for this reason.
+ */
+export function assertAckHook(client: unknown): void {
+  const c = client as { _sendPacket?: unknown; handleMessage?: unknown } | null
+  const problem =
+    typeof c?._sendPacket !== 'function'
+      ? 'has no _sendPacket method'
+      : c._sendPacket.length !== 4
+        ? `has _sendPacket with ${c._sendPacket.length} parameters, not (packet, cb, cbStorePut, noStore)`
+        : typeof c.handleMessage !== 'function'
+          ? 'has no handleMessage method'
+          : c.handleMessage.length !== 2
+            ? `has handleMessage with ${c.handleMessage.length} parameters, not (packet, callback)`
+            : undefined
+  if (problem === undefined) return
+  throw new FerryError(
+    'FERRY_ERR_MQTT_INCOMPATIBLE',
+    `MQTT.js changed: its client ${problem}. The gateway holds each PUBACK until the reading is committed through that hook; without it acknowledgements could be sent before commit, so the gateway does not start. Install the mqtt version pinned in package.json (npm ci); to upgrade MQTT.js, adapt gateway/src/ingest/subscriber.ts and run test/e2e/ingest-ack.test.ts.`,
+  )
+}
+
 /**
  * The gateway's MQTT session: MQTT 5, persistent (`clean: false` plus a session expiry, without which
  * Mosquitto forgets the session at disconnect), fixed client id, QoS 1 subscriptions, mutual TLS.
@@ -44,10 +74,14 @@ const BACKOFF_MAX_MS = 30_000
  * belong to has closed are dropped: the broker redelivers those messages on the new connection and the
  * buffer stores them once (dedupe on device, boot, seq). The broker never has more than
  * `receiveMaximum` messages outstanding, which bounds what waits in memory.
- * This relies on MQTT.js's `_sendPacket` (mqtt 5.x, handlers/publish.ts); test/e2e/ingest-ack.test.ts
- * fails if a PUBACK ever leaves before its row is committed.
+ * This relies on MQTT.js's `_sendPacket` (mqtt 5.x, handlers/publish.ts): `assertAckHook` refuses to
+ * start when its shape changed, and test/e2e/ingest-ack.test.ts fails if a PUBACK ever leaves before
+ * its row is committed.
+ *
+ * `connect` makes the client (MQTT.js's `connect` unless a test passes a fake); nothing is sent
+ * before `start()`.
  */
-export function createSubscriber(o: SubscriberOptions): Subscriber {
+export function createSubscriber(o: SubscriberOptions, connect: (url: string, opts: IClientOptions) => MqttClient = mqtt.connect): Subscriber {
   const opts: IClientOptions = {
     manualConnect: true,
     clientId: o.clientId,
@@ -68,13 +102,14 @@ export function createSubscriber(o: SubscriberOptions): Subscriber {
     // (bench/README.md). DEBUG=mqttjs* still turns them on.
     ...(process.env.DEBUG?.includes('mqttjs') ? {} : { log: () => {} }),
   } as IClientOptions
-  const client = mqtt.connect(o.url, opts)
+  const client = connect(o.url, opts)
+  // Nothing to close on refusal: with manualConnect the client has opened nothing yet.
+  assertAckHook(client)
   const log = o.log
   let generation = 0
   let failures = 0
   let stopping = false
 
-  type SendPacket = (packet: Packet, cb?: (err?: Error) => void, ...rest: unknown[]) => void
   const internal = client as unknown as { _sendPacket: SendPacket }
   const send = internal._sendPacket.bind(client)
   internal._sendPacket = (packet, cb, ...rest) => {

@@ -4,7 +4,6 @@
  * record the same thing; `OtaReportRecord` is the stored form (one JSON line per report).
  */
 import { Type, type Static } from 'typebox'
-import { Compile } from 'typebox/compile'
 import { DEPLOYMENT_PATTERN } from './envelope.js'
 import { SEMVER_MAX_LENGTH, SEMVER_PATTERN } from './semver.js'
 
@@ -41,12 +40,3 @@ export const otaReportRecordSchema = Type.Object(
   { additionalProperties: false },
 )
 export type OtaReportRecord = Static<typeof otaReportRecordSchema>
-
-const checkReport = Compile(otaReportSchema)
-
-/** Validates a parsed report body; returns it typed, or the first problem as text. */
-export function parseOtaReport(value: unknown): { ok: true; report: OtaReport } | { ok: false; error: string } {
-  if (checkReport.Check(value)) return { ok: true, report: value }
-  const first = [...checkReport.Errors(value)][0]
-  return { ok: false, error: `${first?.instancePath || '/'} ${first?.message ?? 'is invalid'}` }
-}

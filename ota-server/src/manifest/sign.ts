@@ -1,5 +1,6 @@
 import { sign, verify } from 'node:crypto'
 import { buildManifest, MAX_PAYLOAD_BYTES, type Envelope, type Manifest, type ManifestInput } from './envelope.js'
+import { ManifestSignatureError } from '../../../common/src/errors.js'
 import { keyIdOf, toPrivateKey, toPublicKey, type KeyInput } from './keys.js'
 
 /**
@@ -24,7 +25,9 @@ export function signEnvelope(payload: Uint8Array, privateKeys: KeyInput | KeyInp
     seen.add(keyid)
     const sig = sign('sha256', payload, { key, dsaEncoding: 'der' })
     if (!verify('sha256', payload, { key: toPublicKey(key), dsaEncoding: 'der' }, sig)) {
-      throw new Error(`self-check failed: the signature by key ${keyid} does not verify; the key file may be damaged`)
+      throw new ManifestSignatureError(
+        `self-check failed: the signature by key ${keyid} does not verify; the key file may be damaged. Nothing was published: restore the key from its backup, or make a new one with "ferry ota keygen" and give devices its public key`,
+      )
     }
     signatures.push({ keyid, sig: sig.toString('base64') })
   }

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import type { KeyObject } from 'node:crypto'
+import { FerryError } from '../../../common/src/errors.js'
 import type { Logger } from '../../../common/src/logger.js'
 import { silentLogger } from '../../../common/src/logger.js'
 import { assertManifest, type Envelope, type Manifest } from '../manifest/envelope.js'
@@ -85,10 +86,13 @@ export class ReleaseStore {
     const manifest: unknown = JSON.parse(payload.toString('utf8'))
     assertManifest(manifest)
     if (manifest.hw !== hw || manifest.version !== version) {
-      throw new Error(`file name says ${hw}/${version} but the manifest says ${manifest.hw}/${manifest.version}`)
+      throw new FerryError(
+        'FERRY_ERR_RELEASE',
+        `${file}: the file name says ${hw}/${version} but the manifest says ${manifest.hw}/${manifest.version}; publish the release again with "ferry ota publish" instead of renaming or copying release files`,
+      )
     }
     if (!existsSync(this.layout.image(`${manifest.image.sha256}.bin`))) {
-      throw new Error(`image ${manifest.image.sha256}.bin is missing from ${this.layout.imagesDir}`)
+      throw new FerryError('FERRY_ERR_RELEASE', `image ${manifest.image.sha256}.bin is missing from ${this.layout.imagesDir}; publish the release again with "ferry ota publish"`)
     }
     return { envelope, raw, manifest, file }
   }

@@ -37,7 +37,7 @@
 import { mkdirSync } from 'node:fs'
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { ConfigError } from '../../../../common/src/errors.js'
+import { ConfigError, FerryError } from '../../../../common/src/errors.js'
 import { resolveDeps, type SinkDeps } from '../deps.js'
 import { encodeBatch } from '../line-protocol.js'
 import type { Sink, Stored, WriteResult } from '../types.js'
@@ -97,6 +97,7 @@ export class FileSink implements Sink {
    */
   async write(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult> {
     signal.throwIfAborted()
+    // Invariant (a programming bug if broken): the drainer closes a sink only after its last write.
     if (this.closed) throw new Error('file sink is closed')
     const { ok, bad } = encodeBatch(batch)
     const result: WriteResult = { accepted: [], retryable: [], rejected: bad }
@@ -189,7 +190,7 @@ export class FileSink implements Sink {
     let keep = buf.lastIndexOf(NL) + 1 // end of the last whole line, relative to `start`
     const fragment = buf.subarray(keep)
     if ((fragment.length >= LINE_BYTES_BOUND && !fragment.includes(0)) || (keep === 0 && start > 0)) {
-      throw new Error(`${path} does not end in line protocol (${fragment.length} bytes after the last newline); move it away so the file sink can start a new file`)
+      throw new FerryError('FERRY_ERR_SINK', `${path} does not end in line protocol (${fragment.length} bytes after the last newline); move it away so the file sink can start a new file`)
     }
     const from = start > 0 ? buf.indexOf(NL) + 1 : 0 // the first line read may be partial
     const nul = buf.indexOf(0, from)
