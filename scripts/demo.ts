@@ -16,7 +16,6 @@ import { once } from 'node:events'
 import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import Database from 'better-sqlite3'
 import { parseCli, parseDuration } from '../common/src/cli-args.js'
 import { UsageError } from '../common/src/errors.js'
 import { createLogger } from '../common/src/logger.js'
@@ -27,6 +26,7 @@ import { assertBrokerCanReach, brokerReachProblem, waitForPort } from '../common
 import { generateReleaseKey } from '../ota-server/src/manifest/index.js'
 import { publishRelease } from '../ota-server/src/store/publish.js'
 import { DeviceSim, deviceTlsFromPki } from '../device-sim/src/sim.js'
+import { openBuffer, readingCounts } from '../gateway/src/buffer/index.js'
 
 const HELP = `usage: ferry demo [--duration <s>] [--dir <d>] [--rate <r>] [--sink influxdb|file] [--keep]
 
@@ -280,13 +280,9 @@ export async function run(argv: string[]): Promise<number> {
 /** Readings per device in the buffer (delivered ones are kept for the dedupe window) and the largest sink backlog. */
 function readAll(path: string): { perDevice: Record<string, number>; backlog: number } {
   if (!existsSync(path)) return { perDevice: {}, backlog: Number.MAX_SAFE_INTEGER }
-  const db = new Database(path, { readonly: true })
+  const { db } = openBuffer(path, { readonly: true })
   try {
-    db.pragma('busy_timeout = 2000')
-    const rows = db.prepare('SELECT device, count(*) AS n FROM readings GROUP BY device').all() as Array<{ device: string; n: number }>
-    const hi = (db.prepare('SELECT coalesce(max(id), 0) AS hi FROM readings').get() as { hi: number }).hi
-    const lo = (db.prepare('SELECT coalesce(min(cursor), 0) AS lo FROM sink_state').get() as { lo: number }).lo
-    return { perDevice: Object.fromEntries(rows.map((r) => [r.device, r.n])), backlog: Math.max(0, hi - lo) }
+    return readingCounts(db)
   } finally {
     db.close()
   }

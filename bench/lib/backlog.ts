@@ -4,8 +4,7 @@
  * memory benchmarks do not have to wait for MQTT to fill it.
  */
 import Database from 'better-sqlite3'
-import { openBuffer } from '../../gateway/src/buffer/open.js'
-import { RingBuffer } from '../../gateway/src/buffer/ring-buffer.js'
+import { openBuffer, RingBuffer } from '../../gateway/src/buffer/index.js'
 import { toIngestItem } from '../../gateway/src/ingest/handlers/index.js'
 import { reading } from './load.js'
 import { waitUntil } from './procs.js'

@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs'
 import { parseCli } from '../../common/src/cli-args.js'
 import { UsageError } from '../../common/src/errors.js'
-import { openBuffer } from './buffer/open.js'
-import { listDeadLetters, RingBuffer } from './buffer/ring-buffer.js'
+import { listDeadLetters, openBuffer, requeueDeadLetters, RingBuffer } from './buffer/index.js'
 import { toIngestItem } from './ingest/handlers/index.js'
 
 const HELP = `usage: ferry dlq list [--db <path>] [--source ingest|sink:<name>] [--limit N] [--json]
@@ -46,29 +45,9 @@ export async function run(argv: string[]): Promise<number> {
     const { db } = openBuffer(path)
     try {
       const buffer = new RingBuffer(db, { maxRows: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER, dedupWindowMs: 0, maxEvents: Number.MAX_SAFE_INTEGER })
-      const get = db.prepare('SELECT id, topic, payload, reading_id AS readingId FROM dead_letters WHERE id = ? AND requeued_at IS NULL')
-      const mark = db.prepare('UPDATE dead_letters SET requeued_at = ? WHERE id = ?')
-      let ok = 0
-      for (const id of ids.map(Number)) {
-        const dl = get.get(id) as { id: number; topic: string | null; payload: Buffer; readingId: number | null } | undefined
-        if (!dl) {
-          process.stderr.write(`dead letter ${id}: not found or already requeued\n`)
-          continue
-        }
-        const item = toIngestItem(dl.topic ?? '', dl.payload, Date.now(), Number.MAX_SAFE_INTEGER)
-        if (item.type === 'dead') {
-          process.stderr.write(`dead letter ${id}: still invalid: ${item.reason}\n`)
-          continue
-        }
-        db.transaction(() => {
-          // A sink-refused reading may still sit in the buffer (kept for dedupe): replace it so it is
-          // stored again with a new id that every sink's cursor has not passed.
-          if (item.type === 'reading') db.prepare('DELETE FROM readings WHERE device = ? AND boot = ? AND seq = ?').run(item.device, item.boot, item.seq)
-          buffer.ingest([item])
-          mark.run(Date.now(), id)
-        })()
-        ok++
-      }
+      const results = requeueDeadLetters(buffer, ids.map(Number), (topic, payload, receivedAt) => toIngestItem(topic, payload, receivedAt, Number.MAX_SAFE_INTEGER))
+      for (const r of results) if (!r.requeued) process.stderr.write(`dead letter ${r.id}: ${r.reason}\n`)
+      const ok = results.filter((r) => r.requeued).length
       process.stdout.write(`requeued ${ok} of ${ids.length}\n`)
       return ok === ids.length ? 0 : 1
     } finally {

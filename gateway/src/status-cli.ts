@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs'
 import { parseCli } from '../../common/src/cli-args.js'
 import { UsageError } from '../../common/src/errors.js'
-import { openBuffer } from './buffer/open.js'
-import { queryStatus } from './buffer/ring-buffer.js'
+import { openBuffer, queryStatus } from './buffer/index.js'
 
 const HELP = `usage: ferry status [--db <path>] [--json]
 

@@ -12,7 +12,7 @@ import { gatewayEnv, deviceClient, publishReadings } from '../helpers/gateway.js
 import { waitUntil } from '../helpers/wait.js'
 import { loadCoreConfig } from '../../gateway/src/config.js'
 import { startGateway, type Gateway } from '../../gateway/src/gateway.js'
-import { queryStatus } from '../../gateway/src/buffer/ring-buffer.js'
+import { queryStatus } from '../../gateway/src/buffer/index.js'
 import { silentLogger } from '../../common/src/logger.js'
 
 interface TT {

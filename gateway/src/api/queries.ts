@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3'
 import type { CommandRecord } from '../commands/store.js'
-import { receiveTimeSearch } from '../buffer/ring-buffer.js'
+import { LIVE_READING, receiveTimeSearch } from '../buffer/index.js'
 
 /** The last reading the gateway stored for a device (`devices.last_reading`). */
 export interface LastReading {
@@ -61,7 +61,7 @@ export class DeviceQueries {
         'SELECT cmd, source, brightness, state, created_at AS createdAt, expires_at AS expiresAt, confirmed_at AS confirmedAt, reason FROM commands WHERE device = ? ORDER BY seq DESC LIMIT 1',
       ),
       readings: db.prepare(
-        'SELECT boot, seq, ts_us AS tsUs, pot, switch, led FROM readings WHERE id >= ? AND device = ? AND ts_us >= ? ORDER BY id LIMIT ?',
+        `SELECT boot, seq, ts_us AS tsUs, pot, switch, led FROM readings WHERE id >= ? AND device = ? AND ts_us >= ? AND ${LIVE_READING} ORDER BY id LIMIT ?`,
       ),
     }
   }

@@ -1,6 +1,8 @@
 import t from 'tap'
 import { openBuffer } from './open.js'
-import { RingBuffer, queryStatus, type ReadingIn } from './ring-buffer.js'
+import { RingBuffer } from './ring-buffer.js'
+import { queryStatus } from './status.js'
+import type { ReadingIn } from './types.js'
 
 const reading = (seq: number, receivedAt: number, device = 'dev1'): ReadingIn => ({
   type: 'reading', topic: `sensors/${device}/telemetry`, device, boot: 1, seq, receivedAt, pot: seq, switch: 0, led: null, payload: Buffer.from(`{"seq":${seq}}`),
@@ -14,8 +16,8 @@ t.test('prune deletes only what every sink passed and the dedupe window no longe
   buf.ensureSink('b')
   buf.ingest(Array.from({ length: 10 }, (_, i) => reading(i + 1, now + i)))
   const all = buf.read('a', 100)
-  buf.settle('a', all, { accepted: all.map((r) => r.id), retryable: [], rejected: [] })
-  buf.settle('b', all.slice(0, 8), { accepted: all.slice(0, 8).map((r) => r.id), retryable: [], rejected: [] })
+  buf.settle('a', all, { accepted: all.map((r) => r.id), rejected: [] })
+  buf.settle('b', all.slice(0, 8), { accepted: all.slice(0, 8).map((r) => r.id), rejected: [] })
   now += 1005 // readings 1..5 (received at +0..+4) are older than the window
   t.equal(buf.prune(), 5)
   t.same(buf.size(), { rows: 5, bytes: queryStatus(db).buffered.bytes })

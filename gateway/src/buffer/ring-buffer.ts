@@ -1,88 +1,5 @@
 import type Database from 'better-sqlite3'
-import type { Stored, WriteResult } from '../sinks/types.js'
-
-/** A telemetry reading that passed validation, ready to store. */
-export interface ReadingIn {
-  type: 'reading'
-  topic: string
-  device: string
-  boot: number
-  seq: number
-  /** Device timestamp (ms) if it sent one. */
-  tsMs?: number
-  receivedAt: number
-  pot: number
-  switch: 0 | 1
-  led: number | null
-  payload: Buffer
-}
-
-/** Something that could not be stored as what it claimed to be. */
-export interface DeadIn {
-  type: 'dead'
-  topic: string
-  device: string | null
-  reason: string
-  payload: Buffer
-  receivedAt: number
-}
-
-/** A device message that is not a reading. */
-export interface EventIn {
-  type: 'event'
-  topic: string
-  device: string
-  kind: 'status' | 'led_state' | 'ota_status'
-  payload: Buffer
-  receivedAt: number
-}
-
-export type IngestItem = ReadingIn | DeadIn | EventIn
-
-export interface BufferLimits {
-  /** Most readings kept (delivered or not). */
-  maxRows: number
-  /** Most payload bytes kept. */
-  maxBytes: number
-  /** How long delivered readings are kept to recognise broker redeliveries (dedupe on device, boot, seq). */
-  dedupWindowMs: number
-  /** Most device events kept. */
-  maxEvents: number
-}
-
-export interface IngestOutcome {
-  stored: number
-  duplicates: number
-  dead: number
-  events: number
-  /** Undelivered readings dropped to make room. */
-  dropped: number
-}
-
-export interface SinkBacklog {
-  name: string
-  cursor: number
-  rows: number
-  oldestAgeMs: number | null
-  sentTotal: number
-  rejectedTotal: number
-  lastOkAt: number | null
-  lastErrorCode: string | null
-  lastError: string | null
-  lastErrorAt: number | null
-}
-
-export interface DeadLetter {
-  id: number
-  at: number
-  source: string
-  topic: string | null
-  device: string | null
-  readingId: number | null
-  reason: string
-  payload: string
-  requeuedAt: number | null
-}
+import type { BufferLimits, IngestItem, IngestOutcome, ReadingIn, Settlement, Stored } from './types.js'
 
 /**
  * Smallest reading id received at or after `t`, or null when none was; by binary search over ids in
@@ -109,6 +26,14 @@ export function receiveTimeSearch(db: Database.Database): (t: number) => number 
   }
 }
 
+/**
+ * SQL condition for a row that is a reading. A retired row (superseded by a requeued copy, see
+ * `RingBuffer.requeue`) keeps its id and bytes until pruned like any other row, but gives up its
+ * (device, boot, seq) by taking seq = -id: ingest stores unsigned seqs only. Sinks never read it,
+ * and it is neither a drop nor a reading per device.
+ */
+export const LIVE_READING = 'seq >= 0'
+
 /** Device timestamps before this are treated as "clock not set" (ESP32 before NTP boots at 1970). */
 const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1)
 /** ... and later than receive time plus this are treated as a wrong clock. */
@@ -119,7 +44,8 @@ const FUTURE_TOLERANCE_MS = 10 * 60_000
  * span an `await`), so a commit is all-or-nothing and the caller acknowledges only after it returns.
  *
  * Deletion order is always oldest-first, which keeps row ids a contiguous range and lets the ring bound
- * remove delivered rows before undelivered ones without a scan.
+ * remove delivered rows before undelivered ones without a scan. Nothing else deletes a reading: a
+ * requeued dead letter whose reading is still held retires the held copy in place (`requeue`).
  */
 export class RingBuffer {
   private rows = 0
@@ -165,7 +91,7 @@ export class RingBuffer {
       deviceStatus: db.prepare('UPDATE devices SET online = ?, status_at = ? WHERE device = ?'),
       deviceLed: db.prepare('UPDATE devices SET led_state = ? WHERE device = ?'),
       deviceOta: db.prepare('UPDATE devices SET ota_state = ? WHERE device = ?'),
-      oldest: db.prepare('SELECT id, device, length(payload) AS b FROM readings ORDER BY id LIMIT ?'),
+      oldest: db.prepare(`SELECT id, device, NOT (${LIVE_READING}) AS retired, length(payload) AS b FROM readings ORDER BY id LIMIT ?`),
       deleteUpTo: db.prepare('DELETE FROM readings WHERE id <= ?'),
       addDrops: db.prepare('INSERT INTO drops (device, count) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET count = count + excluded.count'),
       minCursor: db.prepare('SELECT min(cursor) AS c FROM sink_state'),
@@ -173,9 +99,10 @@ export class RingBuffer {
       // The raw payload is not read: sinks encode from the parsed columns, and a dead letter fetches
       // its payload by id (payloadOf). Skipping it makes reading a large backlog ~30% cheaper.
       readAfter: db.prepare(
-        'SELECT id, device, boot, seq, ts_us AS tsUs, received_at AS receivedAt, pot, switch, led FROM readings WHERE id > ? ORDER BY id LIMIT ?',
+        `SELECT id, device, boot, seq, ts_us AS tsUs, received_at AS receivedAt, pot, switch, led FROM readings WHERE id > ? AND ${LIVE_READING} ORDER BY id LIMIT ?`,
       ),
       payloadOf: db.prepare('SELECT payload FROM readings WHERE id = ?'),
+      retire: db.prepare('UPDATE readings SET seq = -id WHERE device = ? AND boot = ? AND seq = ?'),
       cursorOf: db.prepare('SELECT cursor FROM sink_state WHERE name = ?'),
       advance: db.prepare(
         'UPDATE sink_state SET cursor = max(cursor, ?), sent_total = sent_total + ?, rejected_total = rejected_total + ?, last_ok_at = coalesce(?, last_ok_at) WHERE name = ?',
@@ -250,7 +177,7 @@ export class RingBuffer {
     let dropped = 0
     while (this.rows > this.limits.maxRows || this.bytes > this.limits.maxBytes) {
       const excessRows = Math.max(0, this.rows - this.limits.maxRows)
-      const chunk = this.st.oldest.all(Math.max(64, Math.min(excessRows, 10_000))) as Array<{ id: number; device: string; b: number }>
+      const chunk = this.st.oldest.all(Math.max(64, Math.min(excessRows, 10_000))) as Array<{ id: number; device: string; retired: 0 | 1; b: number }>
       if (chunk.length === 0) break
       let cut = -1
       let rows = this.rows
@@ -261,7 +188,7 @@ export class RingBuffer {
         cut = r.id
         rows--
         bytes -= r.b
-        if (r.id > passed) perDevice.set(r.device, (perDevice.get(r.device) ?? 0) + 1)
+        if (r.id > passed && !r.retired) perDevice.set(r.device, (perDevice.get(r.device) ?? 0) + 1)
       }
       if (cut < 0) break
       this.st.deleteUpTo.run(cut)
@@ -309,7 +236,7 @@ export class RingBuffer {
    * whose rows were accepted or rejected; rejected rows in that prefix become dead letters with the
    * sink's reason. Rows after the first retryable (or unmentioned) row are sent again later, in order.
    */
-  settle = (sink: string, batch: readonly Stored[], result: WriteResult): { advanced: number; accepted: number; rejected: number } => {
+  settle = (sink: string, batch: readonly Stored[], result: Settlement): { advanced: number; accepted: number; rejected: number } => {
     return this.db.transaction(() => {
       const now = this.now()
       // The common case, everything accepted in order: no per-row bookkeeping.
@@ -332,6 +259,20 @@ export class RingBuffer {
       }
       if (cursor >= 0) this.st.advance.run(cursor, nAcc, nRej, nAcc > 0 ? now : null, sink)
       return { advanced: nAcc + nRej, accepted: nAcc, rejected: nRej }
+    })()
+  }
+
+  /**
+   * Stores `item` again, at the end, through the same path as `ingest` (a dead letter being requeued;
+   * see dead-letters.ts). A sink-refused reading may still be held (kept for dedupe) under the same
+   * (device, boot, seq): that copy is retired in place, not deleted, so ids stay a contiguous range
+   * and `backlogEstimate` stays the exact count of rows after a cursor (a retired row among them is
+   * skipped when read). One transaction.
+   */
+  requeue(item: IngestItem): IngestOutcome {
+    return this.db.transaction(() => {
+      if (item.type === 'reading') this.st.retire.run(item.device, item.boot, item.seq)
+      return this.ingestItems([item])
     })()
   }
 
@@ -401,58 +342,4 @@ export class RingBuffer {
 export function pointTimeUs(tsMs: number | undefined, receivedAt: number): number {
   const ok = tsMs !== undefined && tsMs >= PLAUSIBLE_FROM_MS && tsMs <= receivedAt + FUTURE_TOLERANCE_MS
   return (ok ? tsMs : receivedAt) * 1000
-}
-
-/** What a running RingBuffer knows without scanning (see `RingBuffer.size` and `backlogEstimate`). */
-export interface LiveCounts {
-  size(): { rows: number; bytes: number }
-  backlogEstimate(sink: string): number
-}
-
-/** Read-only queries for `ferry status`, the API and `ferry dlq`; safe on a read-only connection. */
-export function queryStatus(db: Database.Database, now = Date.now(), counts?: LiveCounts) {
-  // Exact counts scan the whole buffer: fine for `ferry status`, too slow to repeat for every
-  // dashboard poll on a large backlog, so the running gateway passes the counts it keeps in memory.
-  const agg = counts?.size() ?? (db.prepare('SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes FROM readings').get() as { rows: number; bytes: number })
-  const oldestAfter = db.prepare('SELECT received_at AS at FROM readings WHERE id > ? ORDER BY id LIMIT 1')
-  const countAfter = db.prepare('SELECT count(*) AS n FROM readings WHERE id > ?')
-  const sinks = (db.prepare('SELECT * FROM sink_state ORDER BY name').all() as Array<Record<string, unknown>>).map((s): SinkBacklog => {
-    const cursor = s.cursor as number
-    const oldest = (oldestAfter.get(cursor) as { at: number } | undefined)?.at ?? null
-    return {
-      name: s.name as string,
-      cursor,
-      rows: counts ? counts.backlogEstimate(s.name as string) : (countAfter.get(cursor) as { n: number }).n,
-      oldestAgeMs: oldest === null ? null : now - oldest,
-      sentTotal: s.sent_total as number,
-      rejectedTotal: s.rejected_total as number,
-      lastOkAt: (s.last_ok_at as number | null) ?? null,
-      lastErrorCode: (s.last_error_code as string | null) ?? null,
-      lastError: (s.last_error as string | null) ?? null,
-      lastErrorAt: (s.last_error_at as number | null) ?? null,
-    }
-  })
-  const drops = db.prepare('SELECT device, count FROM drops ORDER BY device').all() as Array<{ device: string; count: number }>
-  const dead = db.prepare('SELECT source, count(*) AS n FROM dead_letters WHERE requeued_at IS NULL GROUP BY source ORDER BY source').all() as Array<{ source: string; n: number }>
-  const meta = Object.fromEntries((db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((m) => [m.key, JSON.parse(m.value) as unknown]))
-  return {
-    buffered: { rows: agg.rows, bytes: agg.bytes },
-    sinks,
-    dropped: { total: drops.reduce((a, d) => a + d.count, 0), byDevice: Object.fromEntries(drops.map((d) => [d.device, d.count])) },
-    deadLetters: { total: dead.reduce((a, d) => a + d.n, 0), bySource: Object.fromEntries(dead.map((d) => [d.source, d.n])) },
-    meta,
-  }
-}
-
-export type BufferStatus = ReturnType<typeof queryStatus>
-
-/** Dead letters, newest first. */
-export function listDeadLetters(db: Database.Database, opts: { limit?: number; source?: string; includeRequeued?: boolean } = {}): DeadLetter[] {
-  const rows = db
-    .prepare(
-      `SELECT id, at, source, topic, device, reading_id AS readingId, reason, payload, requeued_at AS requeuedAt FROM dead_letters
-       WHERE (? IS NULL OR source = ?) AND (? OR requeued_at IS NULL) ORDER BY id DESC LIMIT ?`,
-    )
-    .all(opts.source ?? null, opts.source ?? null, opts.includeRequeued ? 1 : 0, opts.limit ?? 100) as Array<Omit<DeadLetter, 'payload'> & { payload: Buffer }>
-  return rows.map((r) => ({ ...r, payload: r.payload.toString('utf8') }))
 }

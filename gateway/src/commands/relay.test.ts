@@ -2,7 +2,7 @@
 // broker side is covered by test/e2e/command-relay.test.ts.
 import t from 'tap'
 import { once, EventEmitter } from 'node:events'
-import { openBuffer } from '../buffer/open.js'
+import { openBuffer } from '../buffer/index.js'
 import { silentLogger } from '../../../common/src/logger.js'
 import { CommandStore } from './store.js'
 import { LedRelay, type LedPublisher } from './relay.js'

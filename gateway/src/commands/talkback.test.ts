@@ -3,7 +3,7 @@
 import t from 'tap'
 import pino from 'pino'
 import { Writable } from 'node:stream'
-import { openBuffer } from '../buffer/open.js'
+import { openBuffer } from '../buffer/index.js'
 import { silentLogger, type Logger } from '../../../common/src/logger.js'
 import { hasCode } from '../../../common/src/errors.js'
 import { CommandStore } from './store.js'

@@ -1,9 +1,11 @@
 import t from 'tap'
-import { openBuffer } from '../buffer/open.js'
-import { RingBuffer, queryStatus, type ReadingIn } from '../buffer/ring-buffer.js'
+import { openBuffer, RingBuffer, queryStatus, type ReadingIn } from '../buffer/index.js'
 import { Drainer, type DrainEvent } from './drainer.js'
 import type { Sink, Stored, WriteResult } from '../sinks/types.js'
-import { silentLogger } from '../../../common/src/logger.js'
+import { Writable } from 'node:stream'
+import { errors as undiciErrors } from 'undici'
+import { createLogger, silentLogger } from '../../../common/src/logger.js'
+import { FerryError } from '../../../common/src/errors.js'
 
 function buffer() {
   const { db } = openBuffer(':memory:')
@@ -201,4 +203,52 @@ t.test('reports replay progress (rows left, rate, ETA) in the log and for ferry 
   t.ok((p.ratePerS as number) > 0, 'a rate')
   t.type(p.etaS, 'number', 'an ETA')
   t.ok(buf.getMeta('progress:a'), 'stored for ferry status')
+})
+
+/**
+ * Drains 3 readings through a sink whose first write throws `thrown`, with a logger that keeps its
+ * lines. Resolves once all 3 are delivered, with the error events and the log lines about the failure.
+ */
+async function drainAfterThrow(t: { teardown(fn: () => unknown): void }, thrown: () => never) {
+  const buf = buffer()
+  buf.ingest(readings(3))
+  const sink = scriptedSink('a', (b, call) => (call === 1 ? thrown() : acceptAll(b)))
+  const lines: Array<Record<string, unknown>> = []
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>)
+      done()
+    },
+  })
+  const events: DrainEvent[] = []
+  const d = new Drainer({ sink, buffer: buf, log: createLogger({ level: 'debug', destination }), retryMinMs: 5, retryMaxMs: 20, retryAfterCapMs: 50, progressEveryMs: 10, onEvent: (e) => events.push(e) })
+  t.teardown(() => d.stop())
+  d.start()
+  await until(() => buf.cursor('a') === 3, 'delivered after the retry')
+  return {
+    errors: events.filter((e) => e.type === 'error'),
+    failed: lines.filter((l) => /sink (write failed|threw)/.test(String(l.msg))),
+    calls: sink.calls.length,
+  }
+}
+
+t.test('a sink exception with a network cause is class network, logged as a warning; the data is retried', async (t) => {
+  // How the HTTP sinks throw: a FERRY_ERR_SINK error whose cause is undici's.
+  const r = await drainAfterThrow(t, () => {
+    throw new FerryError('FERRY_ERR_SINK', 'InfluxDB request POST /write failed', { cause: new undiciErrors.ConnectTimeoutError() })
+  })
+  t.match(r.errors, [{ errorClass: 'network', message: /InfluxDB request/ }])
+  t.equal(r.failed.length, 1)
+  t.match(r.failed, [{ level: 40, errorClass: 'network' }], 'one WARN line, no ERROR')
+  t.equal(r.calls, 2, 'the same batch was sent again and delivered')
+})
+
+t.test('any other sink exception is class error (a bug), logged at ERROR with the stack; the data is retried', async (t) => {
+  const r = await drainAfterThrow(t, () => {
+    throw new TypeError("Cannot read properties of undefined (reading 'id')") // a bug in the sink
+  })
+  t.match(r.errors, [{ errorClass: 'error', message: /Cannot read properties of undefined/ }])
+  t.equal(r.failed.length, 1)
+  t.match(r.failed, [{ level: 50, errorClass: 'error', err: { type: 'TypeError', stack: /drainer\.test\.ts/ } }], 'one ERROR line with the stack')
+  t.equal(r.calls, 2, 'the same batch was sent again and delivered')
 })

@@ -1,8 +1,10 @@
 import pRetry, { AbortError } from 'p-retry'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { FerryError, hasCode } from '../../../common/src/errors.js'
 import type { Logger } from '../../../common/src/logger.js'
-import type { RingBuffer } from '../buffer/ring-buffer.js'
-import type { Sink, Stored, WriteResult } from '../sinks/types.js'
+import type { RingBuffer, Stored } from '../buffer/index.js'
+import type { Sink, WriteResult } from '../sinks/types.js'
+import { classifySinkError } from './classify-error.js'
 
 export interface DrainerOptions {
   sink: Sink
@@ -33,11 +35,11 @@ export interface Progress {
   at: number
 }
 
-/** Settles with `p`, or rejects as soon as `signal` aborts. */
+/** Settles with `p`, or rejects with the abort reason as soon as `signal` aborts. */
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error('aborted'))
+  if (signal.aborted) return Promise.reject(signal.reason as Error)
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('aborted'))
+    const onAbort = () => reject(signal.reason as Error)
     signal.addEventListener('abort', onAbort, { once: true })
     p.then(
       (v) => {
@@ -52,14 +54,18 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   })
 }
 
-/** A failed attempt that p-retry should retry, carrying what the server said. */
+/**
+ * A failed attempt that p-retry should retry, carrying what the server said, or (`cause`) what the
+ * sink threw.
+ */
 class RetryableWrite extends Error {
   constructor(
     readonly errorClass: string,
     message: string,
     readonly retryAfterMs?: number,
+    cause?: unknown,
   ) {
-    super(message)
+    super(message, cause === undefined ? undefined : { cause })
   }
 }
 
@@ -70,6 +76,9 @@ class RetryableWrite extends Error {
  *
  * - Transport errors and retryable answers (429, 5xx, ...) retry with exponential backoff and jitter
  *   (p-retry), and never give up; Retry-After is honoured up to `retryAfterCapMs`.
+ * - An exception from the sink is classified (`classifySinkError`): `network` or `io` is logged as a
+ *   warning, anything else is `error`, a bug, logged at ERROR with its stack. All are retried the same
+ *   way; the data stays buffered.
  * - 401/403 stop this sink, record the alert (status, log at ERROR, metric) and keep buffering; the
  *   backlog drains after the credentials are fixed and the gateway restarted.
  */
@@ -140,7 +149,7 @@ export class Drainer {
     const signal = this.abort.signal
     const { sink } = this.o
     if (sink.resume) {
-      await this.retrying(() => sink.resume!(signal).then(() => undefined))
+      await this.retrying(() => this.sinkCall(() => sink.resume!(signal), signal))
     }
     let lastProgress = 0
     let sentSinceProgress = 0
@@ -202,19 +211,26 @@ export class Drainer {
     if (rowsLeft > 0 && !first) this.log.info(this.progress, 'draining backlog')
   }
 
-  /** One write; retryable outcomes throw so p-retry backs off; auth failures stop the sink. */
-  private async attempt(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult> {
-    let result: WriteResult
+  /**
+   * Calls the sink; an exception becomes a RetryableWrite of its class (`classifySinkError`), or an
+   * AbortError when stopping.
+   */
+  private async sinkCall<T>(fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
     try {
       // Sinks honour the signal, but one that does not must not be able to hang a shutdown.
-      result = await untilAborted(this.o.sink.write(batch, signal), signal)
+      return await untilAborted(fn(), signal)
     } catch (err) {
       if (signal.aborted) throw new AbortError('stopping')
       const e = err as Error & { code?: string }
-      throw new RetryableWrite('network', `${e.code ? e.code + ': ' : ''}${e.message}`)
+      throw new RetryableWrite(classifySinkError(err), `${e.code ? e.code + ': ' : ''}${e.message}`, undefined, err)
     }
+  }
+
+  /** One write; retryable outcomes throw so p-retry backs off; auth failures stop the sink. */
+  private async attempt(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult> {
+    const result = await this.sinkCall(() => this.o.sink.write(batch, signal), signal)
     if (result.authError) {
-      throw new AbortError(Object.assign(new Error(result.authError), { auth: true }))
+      throw new AbortError(new FerryError('FERRY_ERR_SINK_AUTH', result.authError))
     }
     const settled = new Set([...result.accepted, ...result.rejected.map((r) => r.id)])
     if (batch.length > 0 && !settled.has(batch[0]!.id)) {
@@ -237,11 +253,17 @@ export class Drainer {
           signal,
           onFailedAttempt: async ({ error, attemptNumber }) => {
             const e = error as RetryableWrite
+            const errorClass = e.errorClass ?? 'error'
             this.setState('retrying')
-            this.fail(e.errorClass ?? 'error', e.message)
+            this.fail(errorClass, e.message)
             // One line per failure would flood the log during a long outage: the first and then every 10th.
             if (attemptNumber === 1 || attemptNumber % 10 === 0) {
-              this.log.warn({ attempt: attemptNumber, errorClass: e.errorClass, err: { message: e.message } }, 'sink write failed; will retry, data stays buffered')
+              if (errorClass === 'error') {
+                // Not a network or disk failure: most likely a bug in the sink. Loud, with the stack.
+                this.log.error({ attempt: attemptNumber, errorClass, err: e.cause ?? e }, 'sink threw an error that is not a network failure (a bug?); will retry, data stays buffered')
+              } else {
+                this.log.warn({ attempt: attemptNumber, errorClass, err: { message: e.message } }, 'sink write failed; will retry, data stays buffered')
+              }
             }
             if (e.retryAfterMs !== undefined && e.retryAfterMs > 0) {
               await sleep(Math.min(e.retryAfterMs, this.o.retryAfterCapMs), undefined, { signal }).catch(() => undefined)
@@ -250,8 +272,8 @@ export class Drainer {
         })
       } catch (err) {
         if (signal.aborted) return undefined
-        const e = err as Error & { auth?: boolean }
-        if (e.auth) {
+        const e = err as Error
+        if (hasCode(e, 'FERRY_ERR_SINK_AUTH')) {
           this.fail('auth', e.message)
           this.setState('stopped-auth')
           this.log.error({ err: { message: e.message } }, 'sink refused the credentials; this sink is stopped, data stays buffered. Fix the credentials and restart the gateway')

@@ -1,4 +1,4 @@
-import type { IngestItem, IngestOutcome, RingBuffer } from '../buffer/ring-buffer.js'
+import type { IngestItem, IngestOutcome, RingBuffer } from '../buffer/index.js'
 
 export interface BatcherOptions {
   buffer: RingBuffer

@@ -8,33 +8,15 @@
  * `close` is called once, after the last `write` has settled, and must be idempotent.
  */
 
-/** One reading as it sits in the buffer. Ids increase in ingest order. */
-export interface Stored {
-  /** Buffer row id; increases in ingest order, never reused. */
-  id: number
-  device: string
-  boot: number
-  seq: number
-  /**
-   * Point timestamp in microseconds since the epoch: the device's `ts` when plausible, else the
-   * receive time; made strictly increasing per device at ingest, so no two readings of a device
-   * share a timestamp and a replay overwrites (InfluxDB) instead of duplicating.
-   */
-  tsUs: number
-  /** When the gateway received it, ms since the epoch. */
-  receivedAt: number
-  pot: number
-  switch: 0 | 1
-  led: number | null
-  /**
-   * The raw JSON payload as received. Not loaded when the drainer reads a backlog (sinks encode from
-   * the parsed fields above); the buffer keeps it and copies it into a dead letter when a sink refuses
-   * the reading.
-   */
-  payload?: string
-}
+import type { Stored } from '../buffer/index.js'
 
-/** What happened to a batch. Ids in none of the lists count as retryable (a sink bug can't lose data). */
+/** A batch hands the sink buffered readings as the buffer stores them. */
+export type { Stored }
+
+/**
+ * What happened to a batch. Ids in none of the lists count as retryable (a sink bug can't lose data).
+ * The drainer hands it to the buffer as its `Settlement` (accepted and rejected ids).
+ */
 export interface WriteResult {
   /** Buffer ids the remote confirmed; the drainer moves the cursor past them. */
   accepted: number[]
@@ -44,8 +26,6 @@ export interface WriteResult {
   rejected: { id: number; reason: string }[]
   /** The server asked for a pause (Retry-After); the drainer caps it by config. */
   retryAfterMs?: number
-  /** Set when the batch must be split (413) before it is tried again. */
-  split?: boolean
   /** Set when the sink refused the credentials (401/403): the drainer stops this sink and alerts. */
   authError?: string
   /** Low-cardinality class of the failure for metrics and status, e.g. 'http_429', 'http_5xx', 'network'. */

@@ -1,12 +1,36 @@
-import type { DeadIn, EventIn } from '../../buffer/ring-buffer.js'
+import { Compile } from 'typebox/compile'
+import type { DeadIn, EventIn } from '../../buffer/index.js'
+import { OTA_STATES, otaReportSchema } from '../../../../ota-server/src/manifest/report.js'
 
 type Kind = EventIn['kind']
 
-const OTA_STATES = new Set(['downloading', 'verified', 'installed', 'failed', 'rolled-back'])
+/** The OTA server's report schema: a report is valid on MQTT exactly when it is valid over HTTP. */
+const checkOtaReport = Compile(otaReportSchema)
+
+/** What each field must be, for a dead-letter reason that a person can act on. */
+const OTA_FIELD_RULES: Record<string, string> = {
+  state: `must be one of ${OTA_STATES.join('|')}`,
+  version: 'must be a semantic version such as 1.4.0',
+  deployment: "must be the manifest's deployment id (letters, digits, . _ + -, at most 128)",
+  reason: 'must be a string of at most 512 characters',
+}
+
+/** Why `o` is not a valid OTA report, or undefined when it is one. */
+function otaReportProblem(o: Record<string, unknown>): string | undefined {
+  if (checkOtaReport.Check(o)) return undefined
+  const first = [...checkOtaReport.Errors(o)][0]
+  if (!first) return 'not a valid ota/status report'
+  // Errors on the object itself: a missing required field or an unknown one.
+  if (first.instancePath === '') return first.message
+  const field = first.instancePath.slice(1)
+  const rule = OTA_FIELD_RULES[field]
+  return rule ? `"${field}" ${rule}` : `unknown field "${field}"; a report has only ${Object.keys(OTA_FIELD_RULES).join(', ')}`
+}
 
 /**
  * Status (LWT `online`/`offline`), `led/state` (`{"cmd","brightness"}`) and `ota/status`
- * (`{"deployment","state","version","reason"?}`). Valid ones become events; anything else a dead letter.
+ * (`{"deployment","state","version","reason"?}`, checked against the OTA server's `otaReportSchema`).
+ * Valid ones become events; anything else a dead letter.
  */
 export function handleEvent(topic: string, device: string, kind: Kind, payload: Buffer, receivedAt: number, maxBytes: number): EventIn | DeadIn {
   const dead = (reason: string): DeadIn => ({ type: 'dead', topic, device, reason, payload, receivedAt })
@@ -32,8 +56,6 @@ export function handleEvent(topic: string, device: string, kind: Kind, payload: 
     if (o.cmd !== undefined && (typeof o.cmd !== 'string' || o.cmd.length > 64)) return dead('"cmd" must be a string of at most 64 characters')
     return event()
   }
-  if (typeof o.state !== 'string' || !OTA_STATES.has(o.state)) return dead(`"state" must be one of ${[...OTA_STATES].join('|')}`)
-  if (typeof o.version !== 'string' || o.version.length > 64) return dead('"version" must be a string')
-  if (typeof o.deployment !== 'string' || o.deployment.length > 128) return dead('"deployment" must be a string')
-  return event()
+  const problem = otaReportProblem(o)
+  return problem === undefined ? event() : dead(problem)
 }

@@ -1,4 +1,4 @@
-import type { IngestItem } from '../../buffer/ring-buffer.js'
+import type { IngestItem } from '../../buffer/index.js'
 import { parseTopic } from '../topics.js'
 import { handleTelemetry } from './telemetry.js'
 import { handleEvent } from './events.js'

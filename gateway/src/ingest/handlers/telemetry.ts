@@ -1,4 +1,4 @@
-import type { DeadIn, ReadingIn } from '../../buffer/ring-buffer.js'
+import type { DeadIn, ReadingIn } from '../../buffer/index.js'
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER
 

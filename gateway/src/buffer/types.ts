@@ -1,0 +1,100 @@
+/**
+ * What goes into the buffer and what comes out of it. Ingest builds `IngestItem`s, the drainer reads
+ * `Stored` rows and hands a sink's answer back as a `Settlement`; sinks import `Stored` from here
+ * (through the sink contract), never the other way round.
+ */
+
+/** A telemetry reading that passed validation, ready to store. */
+export interface ReadingIn {
+  type: 'reading'
+  topic: string
+  device: string
+  boot: number
+  seq: number
+  /** Device timestamp (ms) if it sent one. */
+  tsMs?: number
+  receivedAt: number
+  pot: number
+  switch: 0 | 1
+  led: number | null
+  payload: Buffer
+}
+
+/** Something that could not be stored as what it claimed to be. */
+export interface DeadIn {
+  type: 'dead'
+  topic: string
+  device: string | null
+  reason: string
+  payload: Buffer
+  receivedAt: number
+}
+
+/** A device message that is not a reading. */
+export interface EventIn {
+  type: 'event'
+  topic: string
+  device: string
+  kind: 'status' | 'led_state' | 'ota_status'
+  payload: Buffer
+  receivedAt: number
+}
+
+export type IngestItem = ReadingIn | DeadIn | EventIn
+
+export interface BufferLimits {
+  /** Most readings kept (delivered or not). */
+  maxRows: number
+  /** Most payload bytes kept. */
+  maxBytes: number
+  /** How long delivered readings are kept to recognise broker redeliveries (dedupe on device, boot, seq). */
+  dedupWindowMs: number
+  /** Most device events kept. */
+  maxEvents: number
+}
+
+export interface IngestOutcome {
+  stored: number
+  duplicates: number
+  dead: number
+  events: number
+  /** Undelivered readings dropped to make room. */
+  dropped: number
+}
+
+/** One reading as it sits in the buffer. Ids increase in ingest order. */
+export interface Stored {
+  /** Buffer row id; increases in ingest order, never reused. */
+  id: number
+  device: string
+  boot: number
+  seq: number
+  /**
+   * Point timestamp in microseconds since the epoch: the device's `ts` when plausible, else the
+   * receive time; made strictly increasing per device at ingest, so no two readings of a device
+   * share a timestamp and a replay overwrites (InfluxDB) instead of duplicating.
+   */
+  tsUs: number
+  /** When the gateway received it, ms since the epoch. */
+  receivedAt: number
+  pot: number
+  switch: 0 | 1
+  led: number | null
+  /**
+   * The raw JSON payload as received. Not loaded when the drainer reads a backlog (sinks encode from
+   * the parsed fields above); the buffer keeps it and copies it into a dead letter when a sink refuses
+   * the reading.
+   */
+  payload?: string
+}
+
+/**
+ * What a sink made of a batch, as far as the buffer cares (`RingBuffer.settle`); a sink's
+ * `WriteResult` is one. Ids in neither list are sent again later, in order.
+ */
+export interface Settlement {
+  /** Buffer ids the remote confirmed. */
+  readonly accepted: readonly number[]
+  /** Permanent refusals, with the sink's reason: they become dead letters. */
+  readonly rejected: readonly { id: number; reason: string }[]
+}

@@ -1,0 +1,79 @@
+// `ferry dlq` as a user runs it, on a buffer file a drainer left behind: list what a sink refused,
+// requeue it (exit codes 0, 1 for a bad id, 2 for bad usage), and the next drain delivers it in order.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { silentLogger } from '../../common/src/logger.js'
+import { openBuffer, RingBuffer, type Stored } from '../../gateway/src/buffer/index.js'
+import { Drainer } from '../../gateway/src/drain/drainer.js'
+import { toIngestItem } from '../../gateway/src/ingest/handlers/index.js'
+import type { Sink, WriteResult } from '../../gateway/src/sinks/types.js'
+import { tempDir } from '../helpers/tmp.js'
+import { waitUntil } from '../helpers/wait.js'
+
+const ROOT = join(import.meta.dirname, '..', '..')
+const ferry = (args: string[]) =>
+  spawnSync(process.execPath, ['--import=tsx', join(ROOT, 'cli/main.ts'), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME } })
+
+const LIMITS = { maxRows: 1000, maxBytes: 1e9, dedupWindowMs: 600_000, maxEvents: 100 }
+const payload = (seq: number) => `{"seq":${seq},"boot":1,"pot":${seq},"switch":0}`
+
+/** Opens the buffer file, drains it to a sink named `lab` that answers with `answer`, closes it; returns what the sink received. */
+async function drain(path: string, answer: (b: readonly Stored[]) => WriteResult, prepare?: (buf: RingBuffer) => void) {
+  const { db } = openBuffer(path)
+  const buf = new RingBuffer(db, LIMITS)
+  prepare?.(buf)
+  const received: string[] = []
+  const sink: Sink = {
+    name: 'lab',
+    maxBatch: 100,
+    async write(batch) {
+      received.push(...batch.map((r) => `${r.device}/${r.seq}#${r.id}`))
+      return answer(batch)
+    },
+    async close() {},
+  }
+  const d = new Drainer({ sink, buffer: buf, log: silentLogger, retryMinMs: 5, retryMaxMs: 20, retryAfterCapMs: 50, progressEveryMs: 10 })
+  d.start()
+  try {
+    await waitUntil(() => buf.backlogEstimate('lab') === 0, 'the lab sink is drained', 10_000)
+  } finally {
+    await d.stop()
+  }
+  const cursor = buf.cursor('lab')
+  db.close()
+  return { received, cursor }
+}
+
+t.test('ferry dlq list and requeue on a real buffer file; the requeued reading is drained, in order', async (t) => {
+  const path = join(tempDir(t), 'buffer.db')
+  // A gateway stored dev1's readings 1..5 and its drainer met a sink that refused reading 3.
+  const first = await drain(
+    path,
+    (b) => ({ accepted: b.filter((r) => r.seq !== 3).map((r) => r.id), retryable: [], rejected: b.filter((r) => r.seq === 3).map((r) => ({ id: r.id, reason: 'field type conflict' })) }),
+    (buf) => buf.ingest([1, 2, 3, 4, 5].map((s) => toIngestItem('sensors/dev1/telemetry', Buffer.from(payload(s)), Date.now(), 2048))),
+  )
+  t.same(first, { received: ['dev1/1#1', 'dev1/2#2', 'dev1/3#3', 'dev1/4#4', 'dev1/5#5'], cursor: 5 })
+
+  const list = ferry(['dlq', 'list', '--db', path])
+  t.equal(list.status, 0, list.stderr)
+  t.match(list.stdout, new RegExp(`^1\\t\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\tsink:lab\\tsensors/dev1/telemetry\\tfield type conflict\\t${payload(3).replace(/[{}]/g, '\\$&')}\\n$`))
+
+  const usage = ferry(['dlq', 'requeue', 'one', '--db', path])
+  t.equal(usage.status, 2, 'a non-numeric id is bad usage')
+  t.match(usage.stderr, /requeue needs one or more numeric dead-letter ids/)
+  const missing = ferry(['dlq', 'requeue', '7', '--db', path])
+  t.equal(missing.status, 1, 'an id that is no dead letter is a failure')
+  t.equal(missing.stderr, 'dead letter 7: not found or already requeued\n')
+  t.equal(missing.stdout, 'requeued 0 of 1\n')
+
+  const requeue = ferry(['dlq', 'requeue', '1', '--db', path])
+  t.equal(requeue.status, 0, requeue.stderr)
+  t.equal(requeue.stdout, 'requeued 1 of 1\n')
+  t.equal(ferry(['dlq', 'list', '--db', path]).stdout, '', 'nothing left to list')
+  const status = JSON.parse(ferry(['status', '--db', path, '--json']).stdout) as { sinks: Array<{ name: string; rows: number }>; deadLetters: { total: number } }
+  t.match(status, { sinks: [{ name: 'lab', rows: 1 }], deadLetters: { total: 0 } }, 'ferry status: one reading waits for the sink')
+
+  const second = await drain(path, (b) => ({ accepted: b.map((r) => r.id), retryable: [], rejected: [] }))
+  t.same(second, { received: ['dev1/3#6'], cursor: 6 }, 'the requeued reading is delivered next, as the newest row')
+})
