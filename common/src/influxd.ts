@@ -140,6 +140,19 @@ bind-address = "127.0.0.1:${rpcPort}"
       body: new URLSearchParams({ q: `CREATE USER "${opts.auth.user}" WITH PASSWORD '${opts.auth.password}' WITH ALL PRIVILEGES` }).toString(),
     })
     if (r.status !== 200) throw new FerryError('FERRY_ERR_INFLUXD', `influxd: creating the admin user failed: ${r.status} ${await r.text()}; its data folder must be new (auth is bootstrapped on an empty one)`)
+    // influxd answers the CREATE USER before every part of it sees the new admin: until then it still
+    // treats requests as bootstrap ones and refuses them with 403 "no user provided", credentials or
+    // not. Wait until an authenticated statement goes through.
+    const ready = Date.now() + 10_000
+    for (;;) {
+      try {
+        await query('SHOW DATABASES')
+        break
+      } catch (err) {
+        if (Date.now() > ready || !String((err as Error).message).includes('no user provided')) throw err
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
   }
   return {
     url,
