@@ -19,7 +19,7 @@ export interface Load {
   total: number
 }
 
-/** A realistic reading, as the firmware sends it (design.md: seq, boot, ts, pot, switch, led). */
+/** A realistic reading, as the firmware sends it (README.md#topics-and-payloads: seq, boot, ts, pot, switch, led). */
 export function reading(seq: number, boot: number, tsMs: number): string {
   return JSON.stringify({ seq, boot, ts: tsMs, pot: (seq * 37) % 4096, switch: seq % 2, led: seq % 101 })
 }

@@ -5,7 +5,7 @@ t.test('full jitter stays within min(cap, base * 2^attempt)', async (t) => {
   t.equal(backoffDelayMs(0, 500, 60_000, 0.999999), 500)
   t.equal(backoffDelayMs(3, 500, 60_000, 0.999999), 4000)
   t.equal(backoffDelayMs(3, 500, 60_000, 0), 0)
-  t.ok(backoffDelayMs(30, 500, 60_000, 0.999999) <= 60_000, 'no overflow past the cap (firmware.md §5.1)')
+  t.ok(backoffDelayMs(30, 500, 60_000, 0.999999) <= 60_000, 'no overflow past the cap (docs/firmware-notes.md#reconnect-backoff)')
   t.ok(backoffDelayMs(1e6, 500, 60_000, 0.999999) <= 60_000)
 })
 

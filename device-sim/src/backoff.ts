@@ -1,8 +1,9 @@
 /**
  * Reconnect backoff with "full jitter" (AWS Architecture Blog, "Exponential Backoff And Jitter"):
  * `delay = random(0 .. min(cap, base * 2^attempt))`, the same rule as the firmware's
- * `ferry::backoff_delay_ms` (firmware/lib/ferry_core/src/backoff.cpp, firmware.md §5.1). A fleet
- * that lost its broker at the same moment does not come back in lockstep.
+ * `ferry::backoff_delay_ms` (firmware/lib/ferry_core/src/backoff.cpp,
+ * docs/firmware-notes.md#reconnect-backoff). A fleet that lost its broker at the same moment does
+ * not come back in lockstep.
  */
 
 /**

@@ -35,6 +35,6 @@ t.test('an expired command is not applied; one without expiry always is', async 
   t.equal(judgeLedCommand({ cmd: 'a', brightness: 1 }, false, 0), 'apply')
 })
 
-t.test('echo payload matches design.md', async (t) => {
+t.test('echo payload matches the led/state contract (README.md#topics-and-payloads)', async (t) => {
   t.equal(encodeLedState('a1', 80), '{"cmd":"a1","brightness":80}')
 })

@@ -16,8 +16,9 @@ import {
 import { backoffDelayMs } from './backoff.js'
 
 /**
- * A progress report for `sensors/<id>/ota/status` (design.md). Declared here rather than taken from
- * the report schema's Static type so the `state` union stays a plain string union.
+ * A progress report for `sensors/<id>/ota/status` (README.md#topics-and-payloads). Declared here
+ * rather than taken from the report schema's Static type so the `state` union stays a plain string
+ * union.
  */
 export interface OtaReport {
   deployment: string
@@ -90,11 +91,12 @@ class DownloadFailure extends Error {
 }
 
 /**
- * The device's side of OTA, in the ESP-IDF order (style.md "Firmware"): ask `GET /ota/latest`, verify
- * the envelope (signature over the exact bytes first, then hw, expiry, secure_version, newer version,
- * size) with the same verifier the server and `ferry ota` use, download the image (resuming with
- * `Range` after an interruption), hash while writing, and accept it only when size and sha256 match.
- * Installing is the caller's business. Every request authenticates with the device certificate.
+ * The device's side of OTA, in the ESP-IDF order (docs/firmware-notes.md#ota-order): ask
+ * `GET /ota/latest`, verify the envelope (signature over the exact bytes first, then hw, expiry,
+ * secure_version, newer version, size) with the same verifier the server and `ferry ota` use,
+ * download the image (resuming with `Range` after an interruption), hash while writing, and accept
+ * it only when size and sha256 match. Installing is the caller's business. Every request
+ * authenticates with the device certificate.
  */
 export class OtaClient {
   private readonly agent: Agent

@@ -1,9 +1,10 @@
 /**
  * The device's offline buffer: readings wait here until the broker acknowledged them.
  *
- * Two parts, both in RAM (a reset loses them, as on the ESP32, firmware.md §5.3):
+ * Two parts, both in RAM (a reset loses them, as on the ESP32,
+ * docs/firmware-notes.md#offline-buffer):
  * - `queued`: a fixed-capacity FIFO of readings not yet handed to MQTT. When it is full the OLDEST is
- *   dropped and counted, never the newest (design.md "Buffer semantics"; `ferry::RingBuffer`).
+ *   dropped and counted, never the newest (firmware/README.md#how-it-behaves; `ferry::RingBuffer`).
  * - `inflight`: readings published at QoS 1 whose PUBACK has not arrived yet, at most `window`.
  *   They leave the buffer only on PUBACK. If the connection drops, MQTT.js keeps them in its session
  *   store and resends them (DUP) first thing after reconnecting, before anything new is published,

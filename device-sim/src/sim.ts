@@ -14,7 +14,7 @@ import { OfflineBuffer } from './ring.js'
 import { SimulatedSensors, type SensorOptions } from './sensors.js'
 import { loadState, saveState, stateFile, type SimState } from './state.js'
 
-/** One telemetry reading, as published on `sensors/<id>/telemetry` (design.md "Topics and payloads"). */
+/** One telemetry reading, as published on `sensors/<id>/telemetry` (README.md#topics-and-payloads). */
 export interface Reading {
   seq: number
   boot: number
@@ -127,16 +127,18 @@ const bySeq = (a: Entry, b: Entry) => a.reading.seq - b.reading.seq
  * A simulated ESP32 node speaking the device protocol, with the firmware's behaviour:
  *
  * - Identity: mutual TLS with the device certificate; client id = device id.
- * - Session: persistent (`clean: false`, and a session expiry on MQTT 5). The device subscribes only to
- *   its own `led/set` at QoS 1, so while it is away Mosquitto queues the commands sent meanwhile, and on
- *   return it gets them, not just the retained last one (firmware.md §5.5). The subscription is made
- *   again on the first connection of every boot (and whenever the broker lost the session), which
- *   delivers the retained command so a rebooted node restores its LED.
+ * - Session: persistent (`clean: false`, and a session expiry on MQTT 5). The device subscribes
+ *   only to its own `led/set` at QoS 1, so while it is away Mosquitto queues the commands sent
+ *   meanwhile, and on return it gets them, not just the retained last one
+ *   (docs/mqtt.md#durable-sessions-and-queues). The subscription is made again on the first
+ *   connection of every boot (and whenever the broker lost the session), which delivers the
+ *   retained command so a rebooted node restores its LED.
  * - Status: LWT `sensors/<id>/status` = `offline` (retained, QoS 1); `online` (retained) after each
  *   connect; an explicit `offline` before a planned stop, because a clean DISCONNECT discards the Will.
- * - Telemetry: `{"seq","boot","ts","pot","switch","led"}` every 1/rate s at QoS 1. `boot` is persisted
- *   and incremented once per start; `seq` restarts at 1 every boot, so `(device, boot, seq)` identifies
- *   a reading (design.md; firmware.md §5.2).
+ * - Telemetry: `{"seq","boot","ts","pot","switch","led"}` every 1/rate s at QoS 1. `boot` is
+ *   persisted and incremented once per start; `seq` restarts at 1 every boot, so
+ *   `(device, boot, seq)` identifies a reading (README.md#topics-and-payloads;
+ *   docs/firmware-notes.md#boot-counter-and-sequence-numbers).
  * - Offline buffer: every reading goes through a bounded buffer, drop-oldest with a counter, drained in
  *   order; a reading leaves it only when its PUBACK arrives (see ring.ts).
  * - Reconnect: our own exponential backoff with full jitter (MQTT.js's fixed period is turned off).

@@ -7,9 +7,10 @@ import { FerryError } from '../../common/src/errors.js'
  * file per device, `<state dir>/<id>.json`.
  *
  * `boot` is incremented and written once per start, before the first reading, exactly like the
- * firmware's `next_boot_count` (firmware.md §5.2). `seq` is a RAM counter that restarts at 1 each
- * boot: `(device, boot, seq)` identifies a reading (design.md), one flash write per boot instead of
- * one per reading. `lastSeq` is informational (written at a clean stop).
+ * firmware's `next_boot_count` (docs/firmware-notes.md#boot-counter-and-sequence-numbers). `seq` is
+ * a RAM counter that restarts at 1 each boot: `(device, boot, seq)` identifies a reading
+ * (README.md#topics-and-payloads), one flash write per boot instead of one per reading. `lastSeq`
+ * is informational (written at a clean stop).
  */
 export interface SimState {
   schema: 1

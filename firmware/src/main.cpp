@@ -1,9 +1,10 @@
 // Ferry node: wiring of the ports and the main loop. The logic lives in lib/ferry_core; this file
 // reads pins, moves data between the core and the network glue, and acts on the core's decisions.
 //
-// Boot order (firmware.md §5.6, design.md "OTA"): NVS boot counter -> identity from LittleFS ->
-// Wi-Fi -> SNTP (bounded wait) -> MQTT over mutual TLS (Last Will "offline" on .../status) ->
-// self-test of a new image -> OTA checks once the running image is confirmed.
+// Boot order (docs/firmware-notes.md#boot-order, firmware/README.md#how-it-behaves): NVS boot
+// counter -> identity from LittleFS -> Wi-Fi -> SNTP (bounded wait) -> MQTT over mutual TLS (Last
+// Will "offline" on .../status) -> self-test of a new image -> OTA checks once the running image is
+// confirmed.
 #include <Arduino.h>
 #include <LittleFS.h>
 #include <Preferences.h>
@@ -226,7 +227,7 @@ void setup() {
   Serial.begin(115200);
   pinMode(FERRY_SWITCH_PIN, INPUT_PULLUP);
   analogReadResolution(12);
-  analogSetPinAttenuation(FERRY_POT_PIN, ADC_11db);  // ~150-3100 mV usable range (firmware.md §2.1)
+  analogSetPinAttenuation(FERRY_POT_PIN, ADC_11db);  // ~150-3100 mV usable range (docs/firmware-notes.md#adc-and-pins)
   ledcAttach(FERRY_LED_PIN, FERRY_LED_PWM_FREQ_HZ, FERRY_LED_PWM_BITS);
   show_led(0);
 

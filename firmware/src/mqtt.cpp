@@ -1,10 +1,10 @@
 // MQTT 3.1.1 over mutual TLS with 256dpi/arduino-mqtt (lwmqtt) on NetworkClientSecure.
 //
-// Why this client (firmware.md §1.5): PubSubClient can only publish at QoS 0; arduino-mqtt
-// publishes QoS 1 and blocks until the PUBACK, which is exactly the Transport contract the core's
-// Uplink relies on ("true = the broker has it"), and it supports a retained QoS 1 Last Will.
-// esp-mqtt would also work but its outbox drops messages after 30 s, so the RAM ring buffer in the
-// core stays the one offline store either way.
+// Why this client (docs/firmware-notes.md#mqtt-client-choice): PubSubClient can only publish at
+// QoS 0; arduino-mqtt publishes QoS 1 and blocks until the PUBACK, which is exactly the Transport
+// contract the core's Uplink relies on ("true = the broker has it"), and it supports a retained
+// QoS 1 Last Will. esp-mqtt would also work but its outbox drops messages after 30 s, so the RAM
+// ring buffer in the core stays the one offline store either way.
 #include <Arduino.h>
 #include <MQTT.h>
 #include <NetworkClientSecure.h>

@@ -1,17 +1,19 @@
 // OTA: ask, verify, download with resume, check, switch, confirm or roll back.
 //
-// Order (ESP-IDF advanced_https_ota, design.md "OTA"): GET /ota/latest -> verify the envelope
-// signature over the exact payload bytes and the manifest policy (core: ferry::check_envelope) ->
-// stop MQTT (one TLS session at a time on a no-PSRAM ESP32, firmware.md §3.9) -> download the image
-// into the inactive slot, hashing every byte (core: ferry::ImageVerifier) -> size + sha256 ->
-// esp_ota_set_boot_partition (ESP-IDF validates the image format too) -> record the pending install
-// -> reboot. The new image then runs its self-test (main.cpp + ferry::BootVerifier).
+// Order (ESP-IDF advanced_https_ota, docs/firmware-notes.md#ota-order): GET /ota/latest -> verify
+// the envelope signature over the exact payload bytes and the manifest policy (core:
+// ferry::check_envelope) -> stop MQTT (one TLS session at a time on a no-PSRAM ESP32,
+// docs/firmware-notes.md#heap-and-tls-sessions) -> download the image into the inactive slot,
+// hashing every byte (core: ferry::ImageVerifier) -> size + sha256 -> esp_ota_set_boot_partition
+// (ESP-IDF validates the image format too) -> record the pending install -> reboot. The new image
+// then runs its self-test (main.cpp + ferry::BootVerifier).
 //
 // Why not Arduino's Update/HTTPUpdate: they check only the 0xE9 magic byte and an optional MD5, and
-// Update cannot resume at an offset (firmware.md §3.2). The slot is written with esp_partition_*
-// instead, sector by sector, with a checkpoint in NVS every 64 KiB; a resumed download re-hashes
-// the bytes already in flash (read back) and asks for the rest with `Range: bytes=N-` plus
-// `If-Range: "<sha256>"` (the server's ETag), so a changed image restarts from 0 with a 200.
+// Update cannot resume at an offset (docs/firmware-notes.md#arduino-update-and-httpupdate). The
+// slot is written with esp_partition_* instead, sector by sector, with a checkpoint in NVS every
+// 64 KiB; a resumed download re-hashes the bytes already in flash (read back) and asks for the rest
+// with `Range: bytes=N-` plus `If-Range: "<sha256>"` (the server's ETag), so a changed image
+// restarts from 0 with a 200.
 #include <Arduino.h>
 #include <HTTPClient.h>
 #include <NetworkClientSecure.h>
@@ -87,7 +89,8 @@ std::string url_encode(const std::string& s) {
   return out;
 }
 
-/// Progress report: MQTT when connected, else POST /ota/report (same schema, design.md).
+/// Progress report: MQTT when connected, else POST /ota/report (same schema,
+/// README.md#topics-and-payloads).
 void report(const std::string& deployment, const char* state, const std::string& version, const std::string& reason) {
   const std::string body = ferry::encode_ota_status(deployment, state, version, reason);
   logf("ota", "%s", body.c_str());

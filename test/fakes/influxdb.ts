@@ -2,7 +2,7 @@
  * A fake InfluxDB write endpoint for what cannot run here: the 2.x (`/api/v2/write`) and 3 Core
  * (`/api/v3/write_lp`) APIs, plus 1.x answers a local influxd will not produce on demand (429/503
  * with Retry-After, 500, a 200 from a proxy, a dropped connection). Real 1.x behaviour is tested
- * against a real influxd; this fake follows `shared/reference/cloud-apis.md` §2–5:
+ * against a real influxd; this fake follows docs/cloud-apis.md#influxdb:
  *
  * - statuses and body shapes per version (1.x `{"error"}`, 2.x `{"code","message"}`, 3
  *   `{"error","data"}`), auth schemes, required query parameters, precision values;
@@ -274,7 +274,7 @@ export class FakeInflux {
     const key = `${p.measurement},${tagKey} ${p.ns}`
     const prev = this.store.get(key)
     const fields = Object.fromEntries(Object.entries(p.fields).map(([k, f]) => [k, f.v]))
-    // Duplicate point: field sets merge, new values win (cloud-apis.md §5).
+    // Duplicate point: field sets merge, new values win (docs/cloud-apis.md#duplicate-points).
     this.store.set(key, { measurement: p.measurement, tags: p.tags, fields: { ...(prev?.fields ?? {}), ...fields }, ns: p.ns })
   }
 
@@ -345,7 +345,7 @@ export async function startFakeInflux(t: { teardown(fn: () => unknown): void }, 
   return f
 }
 
-// --- a small line-protocol parser (enough for the fake; escaping per cloud-apis.md §5) ---
+// --- a small line-protocol parser (enough for the fake; docs/cloud-apis.md#line-protocol) ---
 
 /** Splits on `sep` not preceded by a backslash and outside double quotes. */
 function splitUnescaped(s: string, sep: string, limit = Infinity): string[] {

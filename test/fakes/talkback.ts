@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 
-/** A queued command as the TalkBack API shows it (cloud-apis.md §1.8). */
+/** A queued command as the TalkBack API shows it (docs/cloud-apis.md#thingspeak-talkback). */
 export interface FakeTalkBackCommand {
   id: number
   command_string: string
@@ -30,12 +30,13 @@ export interface FakeTalkBackOptions {
 }
 
 /**
- * A fake ThingSpeak TalkBack for tests, following cloud-apis.md §1.8: add a command
- * (`POST /talkbacks/<id>/commands[.json]`, form `api_key`, `command_string` ≤ 255, `position`),
- * execute the next one (`GET|POST /talkbacks/<id>/commands/execute[.json]`, FIFO, removed once
- * executed), list, and the documented errors (401 `error_auth_required`, 404
- * `error_resource_not_found`, 429 `error_too_many_requests`) in the JSON error shape of §1.7.
- * It records every request and can be scripted to fail the next calls.
+ * A fake ThingSpeak TalkBack for tests, following docs/cloud-apis.md#thingspeak-talkback: add a
+ * command (`POST /talkbacks/<id>/commands[.json]`, form `api_key`, `command_string` ≤ 255,
+ * `position`), execute the next one (`GET|POST /talkbacks/<id>/commands/execute[.json]`, FIFO,
+ * removed once executed), list, and the documented errors (401 `error_auth_required`, 404
+ * `error_resource_not_found`, 429 `error_too_many_requests`) in the JSON error shape of
+ * docs/cloud-apis.md#thingspeak-error-codes. It records every request and can be scripted to fail
+ * the next calls.
  */
 export class FakeTalkBack {
   readonly requests: FakeTalkBackRequest[] = []
@@ -104,7 +105,8 @@ export class FakeTalkBack {
     for await (const c of req) chunks.push(c as Buffer)
     const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'))
     const param = (k: string) => form.get(k) ?? u.searchParams.get(k)
-    // The legacy server also accepts the key in any header containing THINGSPEAKAPIKEY (§1.1).
+    // The legacy server also accepts the key in any header containing THINGSPEAKAPIKEY
+    // (docs/cloud-apis.md#thingspeak-keys).
     const headerKey = Object.entries(req.headers).find(([k]) => k.toUpperCase().includes('THINGSPEAKAPIKEY'))?.[1]
     const apiKey = param('api_key') ?? param('key') ?? param('apikey') ?? (typeof headerKey === 'string' ? headerKey : null)
     const rec: FakeTalkBackRequest = { method: req.method ?? 'GET', path: u.pathname, apiKey, at: Date.now(), status: 0 }

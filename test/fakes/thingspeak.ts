@@ -1,5 +1,6 @@
 /**
- * A fake ThingSpeak for tests, following cloud-apis.md §1 (bulk JSON write, last entry, error codes):
+ * A fake ThingSpeak for tests, following docs/cloud-apis.md#thingspeak (bulk JSON write, last
+ * entry, error codes):
  *
  * - `POST /channels/<id>/bulk_update.json` → `202 {"success":true}`; wrong or missing
  *   `write_api_key` → 401 with the documented JSON error; a second bulk call to a channel within

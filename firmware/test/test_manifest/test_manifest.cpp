@@ -1,6 +1,6 @@
-// Envelope, manifest and update-decision checks (design.md "OTA"), with envelopes signed on the
-// fly by a fresh key per test (fakes/signer.h). test_vectors.cpp repeats the important cases with
-// envelopes made by the TypeScript signer.
+// Envelope, manifest and update-decision checks (ota-server/README.md#the-envelope), with envelopes
+// signed on the fly by a fresh key per test (fakes/signer.h). test_vectors.cpp repeats the
+// important cases with envelopes made by the TypeScript signer.
 #include <string>
 #include <vector>
 

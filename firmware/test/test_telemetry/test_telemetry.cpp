@@ -19,7 +19,7 @@ ferry::Reading reading(uint32_t seq) {
 }  // namespace
 
 TEST_SUITE("telemetry") {
-  TEST_CASE("encodes the design.md telemetry payload") {
+  TEST_CASE("encodes the telemetry payload of the topic contract") {
     ferry::Reading r;
     r.seq = 42;
     r.boot = 7;

@@ -17,8 +17,10 @@ export const commandsConfigSchema = Type.Object({
   FERRY_TALKBACK_POLL_MS: Type.Integer({
     default: 15_000,
     minimum: 1000,
-    // ThingSpeak documents no separate limit for TalkBack execute calls (cloud-apis.md §1.8); 15 s is
-    // the channel update interval on every account type (§1.3), the most conservative documented figure.
+    // ThingSpeak documents no separate limit for TalkBack execute calls
+    // (docs/cloud-apis.md#thingspeak-talkback); 15 s is the spacing ThingSpeak asks between bulk
+    // calls on every account type (and the free channel update interval,
+    // docs/cloud-apis.md#thingspeak-rate-limits), the most conservative documented figure.
     description: 'How often the TalkBack queue is asked for its next command, in ms. Slower on errors (doubling, honouring Retry-After); paused while the broker is unreachable so commands stay queued in the cloud.',
   }),
   FERRY_TALKBACK_DEFAULT_DEVICE: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$', description: 'Device that a TalkBack command without a device ("80", "LED=80") addresses. Unset: such commands are rejected and recorded.' })),

@@ -8,7 +8,8 @@ export type ParsedLedCommand =
 const FORMS = 'use "80", "LED=80" or {"device":"<id>","brightness":80}'
 
 /**
- * Reads a TalkBack `command_string` (at most 255 characters, cloud-apis.md §1.8). Accepted:
+ * Reads a TalkBack `command_string` (at most 255 characters,
+ * docs/cloud-apis.md#thingspeak-talkback). Accepted:
  * - `80`: brightness 0..100 for the default device;
  * - `LED=80` (also `led = 80`, `LED:80`): the same;
  * - JSON `{"brightness": 80, "device"?: "<id>", "expires"?: <epoch ms>}`.

@@ -53,7 +53,7 @@ export interface LedRelayOptions {
   now?: () => number
 }
 
-/** The `led/set` topic of a device (design.md, Topics). */
+/** The `led/set` topic of a device (README.md#topics-and-payloads). */
 export const ledSetTopic = (device: string) => `sensors/${device}/led/set`
 
 /** A command id: time-ordered, unique, short enough for the device's 64-character limit. */

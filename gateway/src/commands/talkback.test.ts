@@ -1,5 +1,6 @@
-// The TalkBack poller against the fake TalkBack server (cloud-apis.md §1.8 shapes and errors), with
-// the real relay and SQLite and a recording publisher in place of the broker.
+// The TalkBack poller against the fake TalkBack server (shapes and errors of
+// docs/cloud-apis.md#thingspeak-talkback), with the real relay and SQLite and a recording publisher
+// in place of the broker.
 import t from 'tap'
 import pino from 'pino'
 import { Writable } from 'node:stream'

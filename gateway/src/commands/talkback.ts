@@ -32,7 +32,7 @@ export interface TalkBackStatus {
   lastError: { status: number | null; message: string; at: number } | null
 }
 
-/** A TalkBack command object (cloud-apis.md §1.8); only the fields we use. */
+/** A TalkBack command object (docs/cloud-apis.md#thingspeak-talkback); only the fields we use. */
 interface TalkBackCommand {
   id?: number | string
   command_string?: string
@@ -49,10 +49,11 @@ const RETRY_AFTER_CAP_MS = 3_600_000
  * Polls a ThingSpeak TalkBack queue and hands each command to the LED relay.
  *
  * `POST /talkbacks/<id>/commands/execute.json` with `api_key` dequeues the next command (FIFO) and
- * answers it as JSON, or an empty answer when the queue is empty (cloud-apis.md §1.8; the exact empty
- * body is unconfirmed: `{}` on the legacy server, empty text per the docs; both are accepted).
- * Because executing removes the command from the cloud queue, the poller only polls while the broker
- * session is up, so a command is never taken off the queue when it cannot be published.
+ * answers it as JSON, or an empty answer when the queue is empty
+ * (docs/cloud-apis.md#thingspeak-talkback; the exact empty body is unconfirmed: `{}` on the legacy
+ * server, empty text per the docs; both are accepted). Because executing removes the command from
+ * the cloud queue, the poller only polls while the broker session is up, so a command is never
+ * taken off the queue when it cannot be published.
  *
  * Pacing: one call per `intervalMs`; after a failure the pause doubles up to 16 × the interval, and a
  * `Retry-After` (not documented for ThingSpeak, honoured if present) can lengthen it. A refused key

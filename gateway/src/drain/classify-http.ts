@@ -4,9 +4,10 @@
  * survive any response a server (or a proxy in front of it) can send, including garbage.
  *
  * The table follows Telegraf's `outputs.influxdb_v2` (`http.go`) and the cross-service summary in
- * `shared/reference/cloud-apis.md` §7, with one deliberate difference: anything we do not recognise
- * (404, 3xx, 405, odd 2xx, unknown codes) is *retryable*, never dropped. A misconfigured URL or a
- * captive portal must not throw readings away; it shows up as an error class on the sink's status.
+ * docs/cloud-apis.md#response-classification, with one deliberate difference: anything we do not
+ * recognise (404, 3xx, 405, odd 2xx, unknown codes) is *retryable*, never dropped. A misconfigured
+ * URL or a captive portal must not throw readings away; it shows up as an error class on the sink's
+ * status.
  */
 
 /** What the sink should do with the rows it sent in one request. */

@@ -64,7 +64,8 @@ export function assertAckHook(client: unknown): void {
 
 /**
  * The gateway's MQTT session: MQTT 5, persistent (`clean: false` plus a session expiry, without which
- * Mosquitto forgets the session at disconnect), fixed client id, QoS 1 subscriptions, mutual TLS.
+ * Mosquitto forgets the session at disconnect: docs/mqtt.md#durable-sessions-and-queues), fixed
+ * client id, QoS 1 subscriptions, mutual TLS.
  *
  * Acknowledgement after commit. MQTT.js sends a PUBACK when `handleMessage` calls back, and hands over
  * the next message only after that, so acking after each commit would mean one commit (one fsync with
@@ -74,9 +75,9 @@ export function assertAckHook(client: unknown): void {
  * belong to has closed are dropped: the broker redelivers those messages on the new connection and the
  * buffer stores them once (dedupe on device, boot, seq). The broker never has more than
  * `receiveMaximum` messages outstanding, which bounds what waits in memory.
- * This relies on MQTT.js's `_sendPacket` (mqtt 5.x, handlers/publish.ts): `assertAckHook` refuses to
- * start when its shape changed, and test/e2e/ingest-ack.test.ts fails if a PUBACK ever leaves before
- * its row is committed.
+ * This relies on MQTT.js's `_sendPacket` (mqtt 5.x, handlers/publish.ts;
+ * docs/mqtt.md#when-mqttjs-sends-the-puback): `assertAckHook` refuses to start when its shape
+ * changed, and test/e2e/ingest-ack.test.ts fails if a PUBACK ever leaves before its row is committed.
  *
  * `connect` makes the client (MQTT.js's `connect` unless a test passes a fake); nothing is sent
  * before `start()`.

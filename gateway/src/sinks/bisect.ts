@@ -11,7 +11,7 @@
  * Why re-sending is safe: InfluxDB 1.x answers a partial write with 400 `partial write … dropped=N`
  * *after* writing the good points, 2.x does the same with 422, and 3.x with `accept_partial`. Re-sending
  * the good points writes identical points at identical timestamps, which InfluxDB treats as an
- * overwrite (cloud-apis.md §5 "Duplicate points"), so bisecting never duplicates anything.
+ * overwrite (docs/cloud-apis.md#duplicate-points), so bisecting never duplicates anything.
  *
  * Results keep ingest order: settled rows (accepted or rejected) form a prefix, retryable rows the
  * suffix, so a drainer with a single cursor per sink can apply them directly.

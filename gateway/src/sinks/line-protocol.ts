@@ -3,15 +3,16 @@
  *
  *   telemetry,device=<id> pot=<n>i,switch=<n>i,seq=<n>i,boot=<n>i[,led=<n>i] <ns>
  *
- * Escaping follows the line protocol reference (cloud-apis.md §5): measurement escapes comma and
- * space; tag keys, tag values and field keys escape comma, equals sign and space. All fields are
- * signed integers (`i`): InfluxDB 1.x rejects the unsigned `u` suffix unless built with uint support.
- * The timestamp is `tsUs × 1000` in nanoseconds, computed with BigInt so no float rounding can move
- * a point (2^53 ns is only ~104 days; µs × 1000 exceeds it for any real date).
+ * Escaping follows the line protocol reference (docs/cloud-apis.md#line-protocol): measurement
+ * escapes comma and space; tag keys, tag values and field keys escape comma, equals sign and space.
+ * All fields are signed integers (`i`): InfluxDB 1.x rejects the unsigned `u` suffix unless built
+ * with uint support. The timestamp is `tsUs × 1000` in nanoseconds, computed with BigInt so no
+ * float rounding can move a point (2^53 ns is only ~104 days; µs × 1000 exceeds it for any real
+ * date).
  */
 import type { Stored } from './types.js'
 
-/** Default measurement name (design.md). */
+/** Default measurement name (the point shape in README.md#topics-and-payloads). */
 export const DEFAULT_MEASUREMENT = 'telemetry'
 
 /** A reading that cannot be expressed as a valid line; the sink dead-letters it without sending. */

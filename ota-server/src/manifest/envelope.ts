@@ -1,14 +1,14 @@
 /**
- * The OTA manifest and its signed envelope, as fixed in design.md ("OTA"). This module is the single
- * source of the format: the server, `ferry ota`, the device simulator and the firmware's test vectors
- * all build on it.
+ * The OTA manifest and its signed envelope (ota-server/README.md#the-envelope). This module is the
+ * single source of the format: the server, `ferry ota`, the device simulator and the firmware's
+ * test vectors all build on it.
  *
  * Envelope (what `GET /ota/latest` answers):
  * ```json
  * {"payload":"<base64 of the manifest JSON bytes>","signatures":[{"keyid":"<hex sha256 of the public key DER>","sig":"<base64 DER ECDSA-SHA256>"}]}
  * ```
  * The signature covers the exact payload bytes; a verifier checks it before it parses them, so JSON
- * re-serialisation can never change what was signed (firmware.md §4.3).
+ * re-serialisation can never change what was signed (docs/firmware-notes.md#signing-the-exact-bytes).
  *
  * Manifest (the payload), keys always in this order, no whitespace:
  * ```json

@@ -5,7 +5,8 @@ export type KeyInput = string | Buffer | KeyObject
 
 /**
  * A fresh ECDSA P-256 release key pair as PEM: PKCS#8 private key, SPKI public key. The public key is
- * what the firmware compiles in (mbedtls_pk_parse_public_key reads it as is, firmware.md §4.1).
+ * what the firmware compiles in (mbedtls_pk_parse_public_key reads it as is,
+ * docs/firmware-notes.md#mbedtls-signature-verification).
  */
 export function generateReleaseKey(): { privateKeyPem: string; publicKeyPem: string; keyid: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })

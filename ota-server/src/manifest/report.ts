@@ -1,6 +1,6 @@
 /**
  * The OTA progress report a device sends, by `POST /ota/report` or on MQTT `sensors/<id>/ota/status`
- * (design.md, "Topics and payloads"). One schema for both paths so the OTA server and the gateway
+ * (README.md#topics-and-payloads). One schema for both paths so the OTA server and the gateway
  * record the same thing; `OtaReportRecord` is the stored form (one JSON line per report).
  */
 import { Type, type Static } from 'typebox'

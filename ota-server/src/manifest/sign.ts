@@ -5,9 +5,10 @@ import { keyIdOf, toPrivateKey, toPublicKey, type KeyInput } from './keys.js'
 
 /**
  * Signs the exact payload bytes with one or more release keys (several during key rotation, so that
- * devices holding either public key accept the release). Signatures are DER ECDSA-SHA256, the format
- * `openssl dgst -verify` and `mbedtls_pk_verify` take (firmware.md §4.2). Each signature is checked
- * against its own public key before it is returned, so a broken key never produces a release.
+ * devices holding either public key accept the release). Signatures are DER ECDSA-SHA256, the
+ * format `openssl dgst -verify` and `mbedtls_pk_verify` take
+ * (docs/firmware-notes.md#signature-encoding). Each signature is checked against its own public key
+ * before it is returned, so a broken key never produces a release.
  *
  * This runs offline, in `ferry ota publish`; the OTA server never calls it.
  */

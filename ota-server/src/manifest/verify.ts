@@ -83,7 +83,8 @@ export function verifyEnvelopeSignature(input: unknown, trustedKeys: KeyInput | 
     if (!key || ok.has(s.keyid)) continue
     const sig = decodeBase64Strict(s.sig, `signature of key ${s.keyid.slice(0, 16)}…`)
     // OpenSSL re-encodes the parsed (r, s) and refuses DER that does not round-trip, so padded or
-    // trailing-byte signatures fail here exactly as they do in mbedTLS (firmware.md §4.1).
+    // trailing-byte signatures fail here exactly as they do in mbedTLS
+    // (docs/firmware-notes.md#mbedtls-signature-verification).
     if (cryptoVerify('sha256', payload, { key, dsaEncoding: 'der' }, sig)) ok.add(s.keyid)
   }
   if (ok.size < threshold) {

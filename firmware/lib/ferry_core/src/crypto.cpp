@@ -1,4 +1,6 @@
-// mbedTLS portability, the rules this file follows (reference: firmware.md §4.1, §4.5):
+// mbedTLS portability, the rules this file follows
+// (docs/firmware-notes.md#mbedtls-signature-verification,
+// docs/firmware-notes.md#portable-crypto-across-mbedtls-versions):
 //
 // * Hashing uses the generic mbedtls_md_* API. Its int-returning signatures are the same in 2.28
 //   and 3.x, while the sha256-specific functions were renamed in 3.0 (mbedtls_sha256_starts_ret

@@ -2,7 +2,7 @@
  * InfluxDB sink: line protocol over HTTP to 1.x (`/write`), 2.x (`/api/v2/write`) or 3
  * (`/api/v3/write_lp`), gzip-compressed, over a keep-alive undici pool.
  *
- * Per version (cloud-apis.md §2–4):
+ * Per version (docs/cloud-apis.md#influxdb):
  * - 1.x: only 204 is success (a 200 is a proxy or another service); `precision=n`; auth by HTTP
  *   Basic (or `Token <t>` when only a token is set, for the 1.x-compatible endpoints of 2.x/3).
  *   A partial write is 400 with `dropped=N` after the good points were written.
@@ -136,7 +136,8 @@ export class InfluxSink implements Sink {
     const c = this.cfg
     switch (c.FERRY_INFLUX_VERSION) {
       case 1:
-        // `precision=n`: 1.x /write takes n,u,ms,s,m,h; "us" is rejected there (cloud-apis.md §2.1).
+        // `precision=n`: 1.x /write takes n,u,ms,s,m,h; "us" is rejected there
+        // (docs/cloud-apis.md#influxdb-1x-write).
         return { path: '/write', query: { db: c.FERRY_INFLUX_DB, rp: c.FERRY_INFLUX_RP, precision: 'n' } }
       case 2:
         return { path: '/api/v2/write', query: { org: c.FERRY_INFLUX_ORG, bucket: c.FERRY_INFLUX_BUCKET, precision: 'ns' } }

@@ -1,6 +1,6 @@
 /**
  * The aggregation rule that keeps ThingSpeak within an account's message rate (documented in the
- * README; cloud-apis.md §1.3):
+ * sink's README.md; limits in docs/cloud-apis.md#thingspeak-rate-limits):
  *
  * - Windows are `windowMs` long and aligned to the epoch (`floor(t / windowMs)`), per device.
  * - One entry per (channel, device, window): field1 = the **last** pot, field2 = the **max** switch

@@ -1,7 +1,8 @@
 /**
- * ThingSpeak sink settings. Limits default to a free account (15 s between bulk calls, 960 entries a
- * call); a paid account raises the entry cap to 14,400 (cloud-apis.md §1.3). TalkBack settings
- * (`FERRY_THINGSPEAK_TALKBACK_*`) belong to the command relay, not to this sink.
+ * ThingSpeak sink settings. Limits default to a free account (15 s between bulk calls, 960 entries
+ * a call); a paid account raises the entry cap to 14,400
+ * (docs/cloud-apis.md#thingspeak-rate-limits). TalkBack settings (`FERRY_THINGSPEAK_TALKBACK_*`)
+ * belong to the command relay, not to this sink.
  */
 import { Type, type Static } from 'typebox'
 import { ConfigError } from '../../../../common/src/errors.js'

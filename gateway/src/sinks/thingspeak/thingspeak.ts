@@ -1,7 +1,7 @@
 /**
- * ThingSpeak sink: `POST /channels/<id>/bulk_update.json` (cloud-apis.md §1.4) with one entry per
- * device per aggregation window (rule in aggregate.ts and the README), one channel for all devices
- * or one per device.
+ * ThingSpeak sink: `POST /channels/<id>/bulk_update.json`
+ * (docs/cloud-apis.md#thingspeak-bulk-update) with one entry per device per aggregation window
+ * (rule in aggregate.ts and the README), one channel for all devices or one per device.
  *
  * Account limits are enforced here, not discovered by being refused:
  * - bulk calls to one channel are at least `FERRY_THINGSPEAK_INTERVAL_MS` apart (measured from the

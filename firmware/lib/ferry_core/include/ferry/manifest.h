@@ -1,9 +1,9 @@
-// Signed OTA envelopes and manifests (design.md "OTA"), and the update decision.
+// Signed OTA envelopes and manifests (ota-server/README.md#the-envelope), and the update decision.
 //
-// Order of checks, as in ESP-IDF's advanced_https_ota example and design.md: verify the envelope
-// signature over the exact payload bytes, only then parse those bytes as a manifest, then decide
-// whether this device should install it. The image itself is checked later, while it streams
-// (update.h).
+// Order of checks, as in ESP-IDF's advanced_https_ota example (docs/firmware-notes.md#ota-order):
+// verify the envelope signature over the exact payload bytes, only then parse those bytes as a
+// manifest, then decide whether this device should install it. The image itself is checked later,
+// while it streams (update.h).
 //
 // Reason strings are stable: they are the `reason` in `sensors/<id>/ota/status` and the same names
 // as ota-server/src/manifest/errors.ts (ManifestRejectReason).
@@ -99,7 +99,8 @@ struct OtaCheck {
 OtaCheck check_envelope(std::string_view envelope_json, const PublicKey* const* trusted, std::size_t n_trusted,
                         const DeviceFacts& device);
 
-/// True for ids matching ^[a-z0-9][a-z0-9_-]{0,62}$ (device ids and hw ids, design.md).
+/// True for ids matching ^[a-z0-9][a-z0-9_-]{0,62}$ (device ids and hw ids,
+/// README.md#topics-and-payloads).
 bool is_valid_id(std::string_view id);
 
 }  // namespace ferry

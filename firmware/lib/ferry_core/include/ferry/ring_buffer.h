@@ -1,9 +1,9 @@
 // Fixed-capacity FIFO for readings taken while the broker is unreachable.
 //
-// RAM only: it survives a lost connection, not a reset (firmware.md §5.3). When full, the OLDEST
-// entry is dropped and counted, never the newest (design.md "Buffer semantics"), so after a long
-// outage the node reports the most recent state. Storage is allocated once, up front: no heap
-// churn on a device that runs for months.
+// RAM only: it survives a lost connection, not a reset (docs/firmware-notes.md#offline-buffer).
+// When full, the OLDEST entry is dropped and counted, never the newest
+// (firmware/README.md#how-it-behaves), so after a long outage the node reports the most recent
+// state. Storage is allocated once, up front: no heap churn on a device that runs for months.
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,8 @@
 // The pending-verify -> valid / rollback state machine around an OTA reboot.
 //
-// ESP-IDF boots a freshly installed image once in PENDING_VERIFY (firmware.md §3.6). This code
-// decides when the glue should confirm it (esp_ota_mark_app_valid_cancel_rollback) or give up
+// ESP-IDF boots a freshly installed image once in PENDING_VERIFY
+// (docs/firmware-notes.md#app-rollback). This code decides when the glue should confirm it
+// (esp_ota_mark_app_valid_cancel_rollback) or give up
 // (esp_ota_mark_app_invalid_rollback_and_reboot), and remembers across the reboot what to report on
 // `sensors/<id>/ota/status`. Arduino confirms every image before setup() unless the sketch defines
 // `extern "C" bool verifyRollbackLater() { return true; }`; src/ota.cpp does.

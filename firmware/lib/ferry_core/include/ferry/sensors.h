@@ -6,8 +6,9 @@
 
 namespace ferry {
 
-/// Exponential moving average for the pot (ESP32 ADC readings are noisy, firmware.md §6.5),
-/// in fixed point: y += (x - y) / 2^shift. The first sample initialises the filter.
+/// Exponential moving average for the pot (ESP32 ADC readings are noisy,
+/// docs/firmware-notes.md#adc-noise), in fixed point: y += (x - y) / 2^shift. The first sample
+/// initialises the filter.
 class PotFilter {
  public:
   explicit PotFilter(unsigned shift = 3) : shift_(shift) {}

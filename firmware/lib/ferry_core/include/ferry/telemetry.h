@@ -1,4 +1,4 @@
-// Payloads and topics the node publishes (design.md "Topics and payloads").
+// Payloads and topics the node publishes (README.md#topics-and-payloads).
 #pragma once
 
 #include <cstdint>
@@ -40,7 +40,8 @@ struct Topics {
 };
 
 /// Increments and stores the boot counter ("boot" in NVS); returns the new value (1 on first boot).
-/// One flash write per boot; `seq` lives in RAM (firmware.md §5.2).
+/// One flash write per boot; `seq` lives in RAM
+/// (docs/firmware-notes.md#boot-counter-and-sequence-numbers).
 uint32_t next_boot_count(Storage& s);
 
 }  // namespace ferry

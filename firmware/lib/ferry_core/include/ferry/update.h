@@ -1,7 +1,7 @@
 // Image checks while an update streams into the inactive OTA slot, and resumable-download
 // bookkeeping. Arduino's Update library checks only the 0xE9 magic byte and an optional MD5 and
-// cannot resume at an offset (firmware.md §3.2), so the glue writes the slot with esp_partition_*
-// and this code decides what is accepted.
+// cannot resume at an offset (docs/firmware-notes.md#arduino-update-and-httpupdate), so the glue
+// writes the slot with esp_partition_* and this code decides what is accepted.
 #pragma once
 
 #include <cstddef>
@@ -52,7 +52,8 @@ struct DownloadCheckpoint {
 /// Flash is erased in 4 KiB sectors; resuming at a sector boundary lets the glue erase-then-write
 /// without reading a half-written sector back.
 constexpr uint32_t kFlashSector = 4096;
-/// Checkpoint interval: 16 NVS writes per MiB keeps flash wear negligible (firmware.md §2.5).
+/// Checkpoint interval: 16 NVS writes per MiB keeps flash wear negligible
+/// (docs/firmware-notes.md#nvs-and-flash-wear).
 constexpr uint32_t kCheckpointEvery = 64 * 1024;
 
 bool load_checkpoint(const Storage& s, DownloadCheckpoint& out);
