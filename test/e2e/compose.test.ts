@@ -1,7 +1,7 @@
-// The deployment files keep their security promises: docker-compose.yml is valid for Debian's
-// docker-compose 1.29 (the only Compose available where the suite runs; there is no Docker engine, so
-// no image is built or started here), and the Compose model it produces, the Dockerfile and the
-// .dockerignore are checked for the properties SECURITY.md claims. Every check is also run against a
+// The deployment files keep their security promises, statically: docker-compose.yml is valid for
+// Debian's docker-compose 1.29, and the Compose model it produces, the Dockerfile and the .dockerignore
+// are checked for the properties SECURITY.md claims (test/docker/compose-stack.test.ts then builds the
+// images and runs the stack for real). Every check is also run against a
 // deliberately broken copy to prove it can fail. The healthcheck commands themselves are executed
 // against real listeners (a real mosquitto for the broker's).
 import t from 'tap'
