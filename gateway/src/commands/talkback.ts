@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Counter, type Registry } from 'prom-client'
 import type { Logger } from '../../../common/src/logger.js'
-import { parseRetryAfter, serverMessage } from '../drain/classify-http.js'
+import { parseRetryAfter, serverMessage } from '../sinks/http/classify.js'
 import type { TalkBackSettings } from './config.js'
 import { parseLedCommand } from './parse.js'
 import type { LedRelay } from './relay.js'

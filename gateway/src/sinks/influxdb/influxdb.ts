@@ -16,10 +16,10 @@
  */
 import { gzip } from 'node:zlib'
 import { promisify } from 'node:util'
-import { classifyHttp, type HttpVerdict } from '../../drain/classify-http.js'
-import { chunkBySize, writeBisecting } from '../bisect.js'
+import { classifyHttp, type HttpVerdict } from '../http/classify.js'
+import { chunkBySize, writeBisecting } from '../http/bisect.js'
 import { resolveDeps, type SinkDeps } from '../deps.js'
-import { HttpClient } from '../http.js'
+import { HttpClient } from '../http/client.js'
 import { encodeBatch } from '../line-protocol.js'
 import type { Sink, Stored, WriteResult } from '../types.js'
 import { checkInfluxConfig, type InfluxConfig } from './config.js'

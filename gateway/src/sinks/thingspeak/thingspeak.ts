@@ -14,10 +14,10 @@
  * replay must not re-send. In a run, delivered row ids are remembered; after a restart `resume()`
  * reads the channel's last entry and rows at or before that second count as delivered.
  */
-import { classifyHttp, type HttpVerdict } from '../../drain/classify-http.js'
-import { writeBisecting } from '../bisect.js'
+import { classifyHttp, type HttpVerdict } from '../http/classify.js'
+import { writeBisecting } from '../http/bisect.js'
 import { resolveDeps, type SinkDeps } from '../deps.js'
-import { HttpClient } from '../http.js'
+import { HttpClient } from '../http/client.js'
 import type { Sink, Stored, WriteResult } from '../types.js'
 import { aggregate, isoSeconds, secondOf, type Entry } from './aggregate.js'
 import { channelMap, type ChannelTarget, type ThingSpeakConfig } from './config.js'

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { Pool } from 'undici'
-import { ConfigError, FerryError } from '../../../common/src/errors.js'
-import type { HeaderBag } from '../drain/classify-http.js'
+import { ConfigError, FerryError } from '../../../../common/src/errors.js'
+import type { HeaderBag } from './classify.js'
 
 export interface HttpClientOptions {
   /** Base URL; its path (if any) prefixes every request path, e.g. behind a reverse proxy. */

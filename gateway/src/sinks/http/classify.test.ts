@@ -1,5 +1,5 @@
 import t from 'tap'
-import { classifyHttp, parseRetryAfter, serverMessage } from './classify-http.js'
+import { classifyHttp, parseRetryAfter, serverMessage } from './classify.js'
 
 const NOW = Date.parse('2026-03-01T12:00:00Z')
 const now = () => NOW

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { chunkBySize, writeBisecting } from './bisect.js'
-import type { HttpVerdict } from '../drain/classify-http.js'
+import type { HttpVerdict } from './classify.js'
 
 const rows = (n: number) => Array.from({ length: n }, (_, i) => ({ id: i + 1 }))
 const signal = new AbortController().signal

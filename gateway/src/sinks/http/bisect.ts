@@ -16,8 +16,8 @@
  * Results keep ingest order: settled rows (accepted or rejected) form a prefix, retryable rows the
  * suffix, so a drainer with a single cursor per sink can apply them directly.
  */
-import type { HttpVerdict } from '../drain/classify-http.js'
-import type { WriteResult } from './types.js'
+import type { HttpVerdict } from './classify.js'
+import type { WriteResult } from '../types.js'
 
 /** Sends one chunk and classifies the answer; throws on transport failure. */
 export type ChunkSender<R extends { id: number }> = (rows: readonly R[]) => Promise<HttpVerdict>
