@@ -8,8 +8,8 @@ import { startGateway } from './gateway.js'
 import { createSinks } from './sinks/registry.js'
 import { startApi } from './api/main.js'
 import { apiMode } from './api/config.js'
-import { talkbackSettings } from './commands/config.js'
-import { TalkBackPoller } from './commands/talkback.js'
+import { talkbackSettings } from './led/config.js'
+import { TalkBackPoller } from './led/talkback.js'
 
 const HELP = `usage: ferry gateway [--env-file <path>]
 

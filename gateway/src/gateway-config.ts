@@ -4,7 +4,7 @@ import type { UnknownCheck } from '../../common/src/config/unknown.js'
 import { coreConfigSchema } from './config.js'
 import { sinksConfigSchema } from './sinks/registry.js'
 import { apiConfigSchema } from './api/config.js'
-import { commandsConfigSchema } from './commands/config.js'
+import { commandsConfigSchema } from './led/config.js'
 
 /** Everything `ferry gateway` reads: core (MQTT, buffer, ingest, drain), every sink, the HTTP API, LED commands. */
 export const gatewayConfigSchema = Type.Object({

@@ -9,8 +9,8 @@ import { toIngestItem } from './ingest/handlers/index.js'
 import { Drainer } from './drain/drainer.js'
 import type { Sink } from './sinks/types.js'
 import { createMetrics, type Metrics } from './metrics.js'
-import { LedRelay, mqttPublisher } from './commands/relay.js'
-import { CommandStore } from './commands/store.js'
+import { LedRelay, mqttPublisher } from './led/relay.js'
+import { CommandStore } from './led/store.js'
 
 /** Live facts about the running gateway, for the API, metrics and logs. */
 export interface GatewayState {

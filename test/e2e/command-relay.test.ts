@@ -13,7 +13,7 @@ import { loadCoreConfig } from '../../gateway/src/config.js'
 import { startGateway, type Gateway } from '../../gateway/src/gateway.js'
 import { silentLogger } from '../../common/src/logger.js'
 import { FakeTalkBack } from '../fakes/talkback.js'
-import { TalkBackPoller } from '../../gateway/src/commands/talkback.js'
+import { TalkBackPoller } from '../../gateway/src/led/talkback.js'
 
 interface TT {
   teardown(fn: () => unknown): void

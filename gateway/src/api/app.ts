@@ -4,7 +4,7 @@ import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/typ
 import { silentLogger, type Logger } from '../../../common/src/logger.js'
 import { ConfigError } from '../../../common/src/errors.js'
 import type { Gateway } from '../gateway.js'
-import type { TalkBackStatus } from '../commands/talkback.js'
+import type { TalkBackStatus } from '../led/talkback.js'
 import { STATUS_CODES } from './errors.js'
 import { healthRoutes } from './routes/health.js'
 import { statusRoutes } from './routes/status.js'

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from '../../../common/src/logger.js'
-import type { TalkBackStatus } from '../commands/talkback.js'
+import type { TalkBackStatus } from '../led/talkback.js'
 import type { ApiGateway } from './app.js'
 import { buildApp } from './app.js'
 import { apiMode, type ApiConfig } from './config.js'

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3'
-import type { CommandRecord } from '../commands/store.js'
+import type { CommandRecord } from '../led/store.js'
 import { LIVE_READING, receiveTimeSearch } from '../buffer/index.js'
 
 /** The last reading the gateway stored for a device (`devices.last_reading`). */

@@ -3,7 +3,7 @@
  * serialises responses with them, so a field missing here never leaves the gateway).
  */
 import { Type, type TSchema } from 'typebox'
-import { COMMAND_STATES } from '../commands/store.js'
+import { COMMAND_STATES } from '../led/store.js'
 
 export const DEVICE_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$'
 
@@ -21,7 +21,7 @@ export const DeviceParams = Type.Object({
 
 export const CommandState = Type.Union(
   [Type.Literal('pending'), Type.Literal('published'), Type.Literal('confirmed'), Type.Literal('superseded'), Type.Literal('expired'), Type.Literal('rejected'), Type.Literal('failed')],
-  { description: `One of ${COMMAND_STATES.join(', ')} (see commands/store.ts).` },
+  { description: `One of ${COMMAND_STATES.join(', ')} (see gateway/src/led/store.ts).` },
 )
 
 export const CommandSummary = Type.Object({

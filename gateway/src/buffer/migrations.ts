@@ -70,7 +70,7 @@ export const migrations: readonly string[] = [
   -- Small facts that must survive restarts (recoveries, last error).
   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
   `,
-  // 2: LED commands (TalkBack, API, dashboard) and what became of them; see commands/store.ts
+  // 2: LED commands (TalkBack, API, dashboard) and what became of them; see led/store.ts
   `
   CREATE TABLE commands (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,

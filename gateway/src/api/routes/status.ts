@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { TalkBackStatus } from '../../commands/talkback.js'
+import type { TalkBackStatus } from '../../led/talkback.js'
 import type { ApiGateway } from '../app.js'
 import { Status } from '../schemas.js'
 
