@@ -21,7 +21,7 @@ import { measure, result, withScope, type Result } from './lib/harness.js'
 import { cpuMsOf, ioOf, start, startFerry, waitUntil } from './lib/procs.js'
 import { prepareLoad, publishLoad, warmUp, type Load } from './lib/load.js'
 import type { Bench, BenchContext } from './lib/context.js'
-import { ingestConfigSchema } from '../gateway/src/config.js'
+import { ingestConfigSchema } from '../gateway/src/ingest/config.js'
 
 const WARM = 'warm'
 /** The gateway's documented defaults, read from the schema so the benchmark follows them. */

@@ -17,7 +17,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run: Run
   config: { summary: 'print the configuration reference (every FERRY_* variable)', load: () => import('../gateway/src/config-cli.js') },
   'device-sim': { summary: 'a simulated ESP32 node speaking the device protocol', load: () => import('../device-sim/src/cli.js') },
   'ota-server': { summary: 'serve signed OTA releases over HTTPS to devices with client certificates', load: () => import('../ota-server/src/cli.js') },
-  ota: { summary: 'release keys, signing and verification of firmware releases (offline)', load: () => import('../ota-server/src/ota-cli.js') },
+  ota: { summary: 'release keys, signing and verification of firmware releases (offline)', load: () => import('../ota-server/src/release-cli.js') },
   demo: { summary: 'the whole native stack with simulated devices', load: () => import('../scripts/demo.js') },
 }
 

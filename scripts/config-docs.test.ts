@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { renderConfigMarkdown, renderEnvExample, spliceReadmeTable } from '../common/src/config/docs.js'
 import { configSections } from './config-sections.js'
 import { loadEnv } from '../common/src/config/env.js'
-import { gatewayConfigSchema } from '../gateway/src/gateway-config.js'
+import { gatewayConfigSchema } from '../gateway/src/config.js'
 
 const root = join(import.meta.dirname, '..')
 

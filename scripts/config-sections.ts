@@ -1,5 +1,5 @@
 import type { ConfigSection } from '../common/src/config/docs.js'
-import { gatewayConfigSchema } from '../gateway/src/gateway-config.js'
+import { gatewayConfigSchema } from '../gateway/src/config.js'
 import { otaServerConfigSchema } from '../ota-server/src/config.js'
 
 /** The processes whose configuration is documented, in README order. */

@@ -1,5 +1,5 @@
 import { parseCli } from '../../common/src/cli-args.js'
-import { gatewayConfigHelp } from './gateway-config.js'
+import { gatewayConfigHelp } from './config.js'
 
 const HELP = `usage: ferry config [--help]
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { Logger } from '../../common/src/logger.js'
 import { ConfigError } from '../../common/src/errors.js'
-import type { CoreConfig } from './config.js'
+import type { CoreConfig } from './core-config.js'
 import { openBuffer, RingBuffer, queryStatus } from './buffer/index.js'
 import { Batcher } from './ingest/batcher.js'
 import { createSubscriber, type Subscriber } from './ingest/subscriber.js'

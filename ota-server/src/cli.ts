@@ -3,7 +3,7 @@ import { describeSchema } from '../../common/src/config/env.js'
 import { knownSettingNames } from '../../common/src/config/known-names.js'
 import { UnknownSettings } from '../../common/src/config/unknown.js'
 import { createLogger } from '../../common/src/logger.js'
-import { gatewayConfigSchema } from '../../gateway/src/gateway-config.js'
+import { gatewayConfigSchema } from '../../gateway/src/config.js'
 import { loadOtaServerConfig, otaServerConfigSchema, type OtaServerConfig } from './config.js'
 import { startOtaServer } from './server.js'
 

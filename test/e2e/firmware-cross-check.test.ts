@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { run as otaCli } from '../../ota-server/src/ota-cli.js'
+import { run as otaCli } from '../../ota-server/src/release-cli.js'
 import { tempDir } from '../helpers/tmp.js'
 
 const exec = promisify(execFile)

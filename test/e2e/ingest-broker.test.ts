@@ -5,7 +5,7 @@ import { startTestBroker } from '../helpers/mosquitto.js'
 import { tempDir } from '../helpers/tmp.js'
 import { gatewayEnv, deviceClient, publishReadings } from '../helpers/gateway.js'
 import { waitUntil } from '../helpers/wait.js'
-import { loadCoreConfig } from '../../gateway/src/config.js'
+import { loadCoreConfig } from '../../gateway/src/core-config.js'
 import { startGateway } from '../../gateway/src/gateway.js'
 import { silentLogger } from '../../common/src/logger.js'
 

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { loadEnv } from './env.js'
 import { knownSettingNames } from './known-names.js'
 import type { UnknownSetting } from './unknown.js'
-import { gatewayConfigSchema, type GatewayConfig } from '../../../gateway/src/gateway-config.js'
+import { gatewayConfigSchema, type GatewayConfig } from '../../../gateway/src/config.js'
 import { otaServerConfigSchema } from '../../../ota-server/src/config.js'
 import { tempDir } from '../../../test/helpers/tmp.js'
 

@@ -4,7 +4,7 @@ import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { knownSettingNames, OTHER_KNOWN_NAMES } from './known-names.js'
-import { gatewayConfigSchema } from '../../../gateway/src/gateway-config.js'
+import { gatewayConfigSchema } from '../../../gateway/src/config.js'
 import { otaServerConfigSchema } from '../../../ota-server/src/config.js'
 
 const ROOT = join(import.meta.dirname, '..', '..', '..')

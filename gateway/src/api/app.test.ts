@@ -8,7 +8,7 @@ import { startTestBroker, type TestBroker } from '../../../test/helpers/mosquitt
 import { tempDir } from '../../../test/helpers/tmp.js'
 import { gatewayEnv, deviceClient, publishReadings } from '../../../test/helpers/gateway.js'
 import { waitUntil } from '../../../test/helpers/wait.js'
-import { loadCoreConfig } from '../config.js'
+import { loadCoreConfig } from '../core-config.js'
 import { startGateway, type Gateway } from '../gateway.js'
 import { silentLogger } from '../../../common/src/logger.js'
 import { hasCode } from '../../../common/src/errors.js'

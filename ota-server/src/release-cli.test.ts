@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, statSync, writeFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from '../../test/helpers/tmp.js'
-import { run } from './ota-cli.js'
+import { run } from './release-cli.js'
 import { sha256Hex, type Envelope } from './manifest/index.js'
 
 /** Runs `ferry ota …` in-process and captures what it prints. */
