@@ -20,7 +20,7 @@ import { startInfluxd, type TestInfluxd } from '../test/helpers/influxd.js'
 import { gatewayEnv } from '../test/helpers/gateway.js'
 import { tempDir } from '../test/helpers/tmp.js'
 import { encodeBatch } from '../gateway/src/sinks/line-protocol.js'
-import type { Stored } from '../gateway/src/sinks/types.js'
+import type { BufferedReading } from '../gateway/src/sinks/types.js'
 import { measure, result, withScope, type Result, type Scope } from './lib/harness.js'
 import { cpuMsOf, start, startFerry } from './lib/procs.js'
 import { fillBuffer, waitDrained } from './lib/backlog.js'
@@ -36,7 +36,7 @@ function writeBodies(dbPath: string, dir: string, gzip: boolean): string[] {
   const files: string[] = []
   let cursor = 0
   for (;;) {
-    const rows = (read.all(cursor, BATCH) as Array<Omit<Stored, 'payload'> & { payload: Buffer }>).map((r) => ({ ...r, switch: r.switch ? 1 : 0, payload: r.payload.toString('utf8') }) as Stored)
+    const rows = (read.all(cursor, BATCH) as Array<Omit<BufferedReading, 'payload'> & { payload: Buffer }>).map((r) => ({ ...r, switch: r.switch ? 1 : 0, payload: r.payload.toString('utf8') }) as BufferedReading)
     if (rows.length === 0) break
     cursor = rows[rows.length - 1]!.id
     const text = Buffer.from(encodeBatch(rows, 'telemetry').ok.map((x) => x.line).join('\n') + '\n')

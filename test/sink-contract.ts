@@ -8,7 +8,7 @@
  * switch, led and the point time (at the destination's time resolution).
  */
 import type { Test } from 'tap'
-import type { Sink, Stored } from '../gateway/src/sinks/types.js'
+import type { BufferedReading, Sink } from '../gateway/src/sinks/types.js'
 
 /** One reading as the destination holds it. */
 export interface Delivered {
@@ -44,7 +44,7 @@ export const CONTRACT_START_US = Date.UTC(2026, 0, 1) * 1000 + 123
  * Readings for tests: ids from `firstId`, devices round-robin, one per `spacingMs` (default 60 s,
  * so each reading falls in its own ThingSpeak aggregation window), strictly increasing times.
  */
-export function makeRows(n: number, opts: { firstId?: number; devices?: string[]; startUs?: number; spacingMs?: number } = {}): Stored[] {
+export function makeRows(n: number, opts: { firstId?: number; devices?: string[]; startUs?: number; spacingMs?: number } = {}): BufferedReading[] {
   const devices = opts.devices ?? ['dev1', 'dev2']
   const first = opts.firstId ?? 1
   const start = opts.startUs ?? CONTRACT_START_US
@@ -69,7 +69,7 @@ export function makeRows(n: number, opts: { firstId?: number; devices?: string[]
 }
 
 /** What a destination should hold for `rows`. */
-export function expected(rows: readonly Stored[], resolutionMs = 1): Delivered[] {
+export function expected(rows: readonly BufferedReading[], resolutionMs = 1): Delivered[] {
   return rows.map((r) => ({
     device: r.device,
     pot: r.pot,

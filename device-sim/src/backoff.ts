@@ -33,9 +33,9 @@ export class Reconnector {
     const now = (this.opts.now ?? Date.now)()
     if (this.connectedAt !== undefined && now - this.connectedAt >= this.opts.stableMs) this.attempt = 0
     this.connectedAt = undefined
-    const d = backoffDelayMs(this.attempt, this.opts.baseMs, this.opts.capMs, (this.opts.random ?? Math.random)())
+    const delayMs = backoffDelayMs(this.attempt, this.opts.baseMs, this.opts.capMs, (this.opts.random ?? Math.random)())
     if (this.attempt < 31) this.attempt++
-    return d
+    return delayMs
   }
 
   /** A connection was established. */

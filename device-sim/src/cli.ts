@@ -150,14 +150,14 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGINT', on)
     process.once('SIGTERM', on)
   })
-  const outcome = await Promise.race([sim.finished.then((c) => ({ kind: 'done' as const, c })), signalled.then((sig) => ({ kind: 'signal' as const, sig }))])
+  const outcome = await Promise.race([sim.finished.then((counters) => ({ kind: 'done' as const, counters })), signalled.then((sig) => ({ kind: 'signal' as const, sig }))])
   for (const t of timers) clearTimeout(t)
   if (outcome.kind === 'signal') log.info({ signal: outcome.sig }, 'stopping')
   await sim.stop()
-  const c = sim.counters
-  log.info({ produced: c.produced, published: c.published, acked: c.acked, buffered: c.buffered, dropped: c.dropped, boot: sim.boot }, `readings published: ${c.acked} acknowledged of ${c.produced} taken`)
-  if (outcome.kind === 'done' && c.dropped > 0) {
-    log.error({ dropped: c.dropped }, 'some readings were dropped because the offline buffer was full; raise --buffer')
+  const counters = sim.counters
+  log.info({ produced: counters.produced, published: counters.published, acked: counters.acked, buffered: counters.buffered, dropped: counters.dropped, boot: sim.boot }, `readings published: ${counters.acked} acknowledged of ${counters.produced} taken`)
+  if (outcome.kind === 'done' && counters.dropped > 0) {
+    log.error({ dropped: counters.dropped }, 'some readings were dropped because the offline buffer was full; raise --buffer')
     return 1
   }
   return 0

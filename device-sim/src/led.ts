@@ -27,23 +27,23 @@ function isBrightness(v: unknown): v is number {
 export function parseLedCommand(payload: Buffer | string): LedParse {
   const text = Buffer.isBuffer(payload) ? payload.toString('utf8') : payload
   if (Buffer.byteLength(text) > MAX_LED_PAYLOAD) return { ok: false, reason: `payload is larger than ${MAX_LED_PAYLOAD} bytes` }
-  let v: unknown
+  let parsed: unknown
   try {
-    v = JSON.parse(text)
+    parsed = JSON.parse(text)
   } catch (err) {
     return { ok: false, reason: `not JSON or a bare integer: ${(err as Error).message}` }
   }
-  if (typeof v === 'number') {
-    return isBrightness(v) ? { ok: true, command: { cmd: '', brightness: v } } : { ok: false, reason: 'brightness must be an integer 0..100' }
+  if (typeof parsed === 'number') {
+    return isBrightness(parsed) ? { ok: true, command: { cmd: '', brightness: parsed } } : { ok: false, reason: 'brightness must be an integer 0..100' }
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, reason: 'expected {"cmd", "brightness"} or an integer' }
-  const o = v as Record<string, unknown>
-  if (typeof o.cmd !== 'string' || o.cmd.length === 0 || o.cmd.length > 64) return { ok: false, reason: 'cmd must be a string of 1..64 characters' }
-  if (!isBrightness(o.brightness)) return { ok: false, reason: 'brightness must be an integer 0..100' }
-  if (o.expires !== undefined && !(typeof o.expires === 'number' && Number.isSafeInteger(o.expires) && o.expires >= 0)) {
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { ok: false, reason: 'expected {"cmd", "brightness"} or an integer' }
+  const fields = parsed as Record<string, unknown>
+  if (typeof fields.cmd !== 'string' || fields.cmd.length === 0 || fields.cmd.length > 64) return { ok: false, reason: 'cmd must be a string of 1..64 characters' }
+  if (!isBrightness(fields.brightness)) return { ok: false, reason: 'brightness must be an integer 0..100' }
+  if (fields.expires !== undefined && !(typeof fields.expires === 'number' && Number.isSafeInteger(fields.expires) && fields.expires >= 0)) {
     return { ok: false, reason: 'expires must be epoch milliseconds' }
   }
-  return { ok: true, command: { cmd: o.cmd, brightness: o.brightness, ...(o.expires !== undefined ? { expires: o.expires as number } : {}) } }
+  return { ok: true, command: { cmd: fields.cmd, brightness: fields.brightness, ...(fields.expires !== undefined ? { expires: fields.expires as number } : {}) } }
 }
 
 export type LedVerdict = 'apply' | 'expired' | 'clock-not-set'
@@ -52,10 +52,10 @@ export type LedVerdict = 'apply' | 'expired' | 'clock-not-set'
  * A command with `expires` applies only while the wall clock is known and before the expiry, so a
  * stale retained command is not replayed after a long outage. Without `expires` it always applies.
  */
-export function judgeLedCommand(c: LedCommand, clockValid: boolean, nowMs: number): LedVerdict {
-  if (c.expires === undefined) return 'apply'
+export function judgeLedCommand(command: LedCommand, clockValid: boolean, nowMs: number): LedVerdict {
+  if (command.expires === undefined) return 'apply'
   if (!clockValid) return 'clock-not-set'
-  return nowMs < c.expires ? 'apply' : 'expired'
+  return nowMs < command.expires ? 'apply' : 'expired'
 }
 
 /** The `led/state` payload: `{"cmd":"<id>","brightness":80}` (firmware `encode_led_state`). */

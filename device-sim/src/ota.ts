@@ -72,10 +72,10 @@ const DEFAULT_MAX_IMAGE = 0x1e0000
 
 /** Retry-After in ms from seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or unreadable. */
 function retryAfterMs(value: string | string[] | undefined, now: number): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value
-  if (!v) return undefined
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000
-  const at = Date.parse(v)
+  const header = Array.isArray(value) ? value[0] : value
+  if (!header) return undefined
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000
+  const at = Date.parse(header)
   return Number.isNaN(at) ? undefined : Math.max(0, at - now)
 }
 
@@ -102,31 +102,31 @@ export class OtaClient {
   private readonly agent: Agent
   private readonly now: () => number
 
-  constructor(private readonly o: OtaClientOptions) {
-    if (o.releaseKeys.length === 0) throw new TypeError('OtaClient needs at least one release public key')
-    this.now = o.now ?? Date.now
-    const t = o.timeoutMs ?? 30_000
+  constructor(private readonly opts: OtaClientOptions) {
+    if (opts.releaseKeys.length === 0) throw new TypeError('OtaClient needs at least one release public key')
+    this.now = opts.now ?? Date.now
+    const timeoutMs = opts.timeoutMs ?? 30_000
     this.agent = new Agent({
-      connect: { ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
-      headersTimeout: t,
-      bodyTimeout: t,
+      connect: { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
     })
   }
 
   /** The partial download of an image, kept between attempts so a retry resumes where it stopped. */
   partFile(sha256: string): string {
-    return join(this.o.workDir, `${this.o.device}-${sha256}.part`)
+    return join(this.opts.workDir, `${this.opts.device}-${sha256}.part`)
   }
 
   /** One full check: ask, verify, download, verify the image. Never throws for network or server trouble. */
   async check(running: RunningFirmware, signal?: AbortSignal): Promise<OtaCheckResult> {
-    const log = this.o.log
-    const q = new URLSearchParams({ hw: this.o.hw, version: running.version, secure_version: String(running.secureVersion) })
+    const log = this.opts.log
+    const query = new URLSearchParams({ hw: this.opts.hw, version: running.version, secure_version: String(running.secureVersion) })
     let res: Dispatcher.ResponseData
     try {
-      res = await request(new URL(`/ota/latest?${q}`, this.o.url), { dispatcher: this.agent, signal })
+      res = await request(new URL(`/ota/latest?${query}`, this.opts.url), { dispatcher: this.agent, signal })
     } catch (err) {
-      log.warn({ err: { message: (err as Error).message, code: (err as { code?: unknown }).code }, url: this.o.url }, 'OTA check failed; will try again later')
+      log.warn({ err: { message: (err as Error).message, code: (err as { code?: unknown }).code }, url: this.opts.url }, 'OTA check failed; will try again later')
       return { kind: 'error', message: (err as Error).message }
     }
     if (res.statusCode === 204) {
@@ -149,92 +149,92 @@ export class OtaClient {
 
     let manifest: Manifest
     try {
-      manifest = verifyEnvelope(body, this.o.releaseKeys, {
+      manifest = verifyEnvelope(body, this.opts.releaseKeys, {
         now: this.now(),
-        hw: this.o.hw,
+        hw: this.opts.hw,
         currentVersion: running.version,
         secureVersion: running.secureVersion,
-        maxImageSize: this.o.maxImageSize ?? DEFAULT_MAX_IMAGE,
+        maxImageSize: this.opts.maxImageSize ?? DEFAULT_MAX_IMAGE,
       }).manifest
     } catch (err) {
       const reason = rejectReasonOf(err) ?? 'malformed_envelope'
       // Name the deployment only when the bytes carrying it were signed by a trusted key; an
       // unverified payload is never read, not even for a report.
-      const signed = signedManifestFields(body, this.o.releaseKeys)
+      const signed = signedManifestFields(body, this.opts.releaseKeys)
       const failed = { kind: 'failed' as const, reason, message: (err as Error).message, deployment: signed?.deployment ?? 'unverified', version: signed?.version ?? running.version }
       log.error({ reason, err: { message: failed.message, code: (err as { code?: unknown }).code } }, 'refused the OTA envelope; nothing downloaded')
-      await this.o.report({ deployment: failed.deployment, state: 'failed', version: failed.version, reason })
+      await this.opts.report({ deployment: failed.deployment, state: 'failed', version: failed.version, reason })
       return failed
     }
 
     const { deployment, version } = manifest
     log.info({ deployment, from: running.version, to: version, size: manifest.image.size }, 'update offered and verified; downloading')
-    await this.o.report({ deployment, state: 'downloading', version })
+    await this.opts.report({ deployment, state: 'downloading', version })
     try {
       const resumedFrom = await this.download(manifest, signal)
-      await this.o.report({ deployment, state: 'verified', version })
+      await this.opts.report({ deployment, state: 'verified', version })
       log.info({ deployment, version, resumedFrom }, 'image downloaded; size and sha256 match')
       return { kind: 'verified', manifest, resumedFrom }
     } catch (err) {
       const reason = err instanceof DownloadFailure ? err.reason : 'download'
       log.error({ deployment, version, reason, err: { message: (err as Error).message } }, 'OTA download failed')
-      await this.o.report({ deployment, state: 'failed', version, reason })
+      await this.opts.report({ deployment, state: 'failed', version, reason })
       return { kind: 'failed', reason, message: (err as Error).message, deployment, version }
     }
   }
 
   /** Downloads into the part file, resuming across attempts; returns the offset the first attempt resumed from. */
-  private async download(m: Manifest, signal?: AbortSignal): Promise<number> {
-    mkdirSync(this.o.workDir, { recursive: true })
-    const part = this.partFile(m.image.sha256)
-    const attempts = this.o.downloadAttempts ?? 5
+  private async download(manifest: Manifest, signal?: AbortSignal): Promise<number> {
+    mkdirSync(this.opts.workDir, { recursive: true })
+    const part = this.partFile(manifest.image.sha256)
+    const attempts = this.opts.downloadAttempts ?? 5
     let resumedFrom: number | undefined
     for (let attempt = 0; ; attempt++) {
       const offset = existsSync(part) ? statSync(part).size : 0
       resumedFrom ??= offset
       try {
-        await this.fetchFrom(m, part, offset, signal)
+        await this.fetchFrom(manifest, part, offset, signal)
         break
       } catch (err) {
         if (signal?.aborted) throw err
-        const f = err instanceof DownloadFailure ? err : new DownloadFailure('download', (err as Error).message, true)
-        if (!f.retryable || attempt + 1 >= attempts) {
-          if (!f.retryable) rmSync(part, { force: true })
-          throw f
+        const failure = err instanceof DownloadFailure ? err : new DownloadFailure('download', (err as Error).message, true)
+        if (!failure.retryable || attempt + 1 >= attempts) {
+          if (!failure.retryable) rmSync(part, { force: true })
+          throw failure
         }
-        const wait = f.waitMs ?? backoffDelayMs(attempt, 500, 30_000, (this.o.random ?? Math.random)())
-        this.o.log.warn({ attempt: attempt + 1, of: attempts, waitMs: wait, err: { message: f.message } }, 'image download interrupted; resuming')
+        const wait = failure.waitMs ?? backoffDelayMs(attempt, 500, 30_000, (this.opts.random ?? Math.random)())
+        this.opts.log.warn({ attempt: attempt + 1, of: attempts, waitMs: wait, err: { message: failure.message } }, 'image download interrupted; resuming')
         await sleep(wait, undefined, { signal })
       }
     }
     // Hash the whole file as it now stands: every byte that counts has passed through the hash.
-    const h = createHash('sha256')
+    const hash = createHash('sha256')
     let size = 0
     for await (const chunk of createReadStream(part)) {
-      h.update(chunk as Buffer)
+      hash.update(chunk as Buffer)
       size += (chunk as Buffer).length
     }
     rmSync(part, { force: true })
-    if (size !== m.image.size) throw new DownloadFailure('size', `image is ${size} bytes, the manifest says ${m.image.size}`, false)
-    const sha = h.digest('hex')
-    if (sha !== m.image.sha256) throw new DownloadFailure('sha256', `image sha256 ${sha} does not match the manifest's ${m.image.sha256}`, false)
+    if (size !== manifest.image.size) throw new DownloadFailure('size', `image is ${size} bytes, the manifest says ${manifest.image.size}`, false)
+    const sha = hash.digest('hex')
+    if (sha !== manifest.image.sha256) throw new DownloadFailure('sha256', `image sha256 ${sha} does not match the manifest's ${manifest.image.sha256}`, false)
     return resumedFrom ?? 0
   }
 
   /** One request for the rest of the image, appended to the part file. */
-  private async fetchFrom(m: Manifest, part: string, offset: number, signal?: AbortSignal): Promise<void> {
-    if (offset > m.image.size) {
+  private async fetchFrom(manifest: Manifest, part: string, offset: number, signal?: AbortSignal): Promise<void> {
+    if (offset > manifest.image.size) {
       truncateSync(part, 0)
       offset = 0
     }
-    if (offset === m.image.size) return
+    if (offset === manifest.image.size) return
     const headers: Record<string, string> = {}
     if (offset > 0) {
       headers.range = `bytes=${offset}-`
       // Images are content-addressed (ETag = "<sha256>"): resume only into the same bytes.
-      headers['if-range'] = `"${m.image.sha256}"`
+      headers['if-range'] = `"${manifest.image.sha256}"`
     }
-    const res = await request(new URL(m.image.path, this.o.url), { dispatcher: this.agent, headers, signal })
+    const res = await request(new URL(manifest.image.path, this.opts.url), { dispatcher: this.agent, headers, signal })
     if (res.statusCode === 503 || res.statusCode === 429) {
       await res.body.dump()
       throw new DownloadFailure('busy', `image download answered ${res.statusCode}`, true, retryAfterMs(res.headers['retry-after'], this.now()))
@@ -246,8 +246,8 @@ export class OtaClient {
     }
     let start: number
     if (res.statusCode === 206) {
-      const cr = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))
-      if (!cr || Number(cr[1]) !== offset || Number(cr[3]) !== m.image.size) {
+      const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))
+      if (!contentRange || Number(contentRange[1]) !== offset || Number(contentRange[3]) !== manifest.image.size) {
         await res.body.dump()
         truncateSync(part, 0)
         throw new DownloadFailure('range', `unexpected Content-Range ${String(res.headers['content-range'])} for a resume at ${offset}`, true, 0)
@@ -265,14 +265,14 @@ export class OtaClient {
     try {
       for await (const chunk of res.body) {
         written += (chunk as Buffer).length
-        if (written > m.image.size) throw new DownloadFailure('size', `image is larger than the manifest's ${m.image.size} bytes`, false)
+        if (written > manifest.image.size) throw new DownloadFailure('size', `image is larger than the manifest's ${manifest.image.size} bytes`, false)
         if (!out.write(chunk)) await once(out, 'drain')
       }
     } finally {
       out.end()
       await once(out, 'close')
     }
-    if (written < m.image.size) throw new DownloadFailure('download', `the image stream ended at ${written} of ${m.image.size} bytes`, true)
+    if (written < manifest.image.size) throw new DownloadFailure('download', `the image stream ended at ${written} of ${manifest.image.size} bytes`, true)
   }
 
   /** Closes the HTTPS connections. */
@@ -285,9 +285,9 @@ export class OtaClient {
 function signedManifestFields(body: Buffer, keys: KeyInput[]): { deployment: string; version: string } | undefined {
   try {
     const { payload } = verifyEnvelopeSignature(body, keys)
-    const m = JSON.parse(payload.toString('utf8')) as { deployment?: unknown; version?: unknown }
-    if (typeof m.deployment === 'string' && typeof m.version === 'string' && /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/.test(m.deployment)) {
-      return { deployment: m.deployment, version: m.version.slice(0, 64) }
+    const fields = JSON.parse(payload.toString('utf8')) as { deployment?: unknown; version?: unknown }
+    if (typeof fields.deployment === 'string' && typeof fields.version === 'string' && /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/.test(fields.deployment)) {
+      return { deployment: fields.deployment, version: fields.version.slice(0, 64) }
     }
   } catch {
     // not signed by a trusted key: say nothing about its contents

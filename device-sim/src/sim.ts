@@ -10,7 +10,7 @@ import type { KeyInput, Manifest } from '../../ota-server/src/manifest/index.js'
 import { Reconnector } from './backoff.js'
 import { encodeLedState, judgeLedCommand, parseLedCommand, type LedCommand } from './led.js'
 import { OtaClient, type OtaCheckResult, type OtaReport } from './ota.js'
-import { OfflineBuffer } from './ring.js'
+import { DeviceOutbox } from './ring.js'
 import { SimulatedSensors, type SensorOptions } from './sensors.js'
 import { loadState, saveState, stateFile, type SimState } from './state.js'
 
@@ -42,7 +42,7 @@ export interface DeviceSimCounters {
   acked: number
   /** Readings not yet acknowledged: queued plus in flight. */
   buffered: number
-  /** Readings dropped because the offline buffer was full (oldest first). */
+  /** Readings dropped because the outbox (offline buffer) was full (oldest first). */
   dropped: number
   /** LED commands applied / ignored (expired, clock not set, unreadable). */
   ledApplied: number
@@ -107,13 +107,13 @@ export interface DeviceSimOptions {
 /** The device's TLS identity from a `ferry pki` folder: `devices/<id>.crt/.key` and `ca.crt`. */
 export function deviceTlsFromPki(pkiDir: string, id: string): { ca: Buffer; cert: Buffer; key: Buffer } {
   assertDeviceId(id)
-  const f = pkiFiles(pkiDir)
-  for (const p of [f.caCert, f.deviceCert(id), f.deviceKey(id)]) {
+  const files = pkiFiles(pkiDir)
+  for (const p of [files.caCert, files.deviceCert(id), files.deviceKey(id)]) {
     if (!existsSync(p)) {
       throw new FerryError('FERRY_ERR_PKI', `${p} does not exist; create the device identity with "ferry pki device ${id} --dir ${pkiDir}".`)
     }
   }
-  return { ca: readFileSync(f.caCert), cert: readFileSync(f.deviceCert(id)), key: readFileSync(f.deviceKey(id)) }
+  return { ca: readFileSync(files.caCert), cert: readFileSync(files.deviceCert(id)), key: readFileSync(files.deviceKey(id)) }
 }
 
 /** The default state folder: `sim-state` beside the PKI folder. */
@@ -139,8 +139,8 @@ const bySeq = (a: Entry, b: Entry) => a.reading.seq - b.reading.seq
  *   persisted and incremented once per start; `seq` restarts at 1 every boot, so
  *   `(device, boot, seq)` identifies a reading (README.md#topics-and-payloads;
  *   docs/firmware-notes.md#boot-counter-and-sequence-numbers).
- * - Offline buffer: every reading goes through a bounded buffer, drop-oldest with a counter, drained in
- *   order; a reading leaves it only when its PUBACK arrives (see ring.ts).
+ * - Outbox (the firmware's offline buffer): every reading goes through a bounded queue, drop-oldest
+ *   with a counter, drained in order; a reading leaves it only when its PUBACK arrives (see ring.ts).
  * - Reconnect: our own exponential backoff with full jitter (MQTT.js's fixed period is turned off).
  * - LED: applies `led/set` (JSON or bare integer; expired commands ignored), echoes `led/state`
  *   retained.
@@ -153,11 +153,12 @@ const bySeq = (a: Entry, b: Entry) => a.reading.seq - b.reading.seq
  */
 export class DeviceSim extends EventEmitter {
   readonly id: string
-  private readonly o: DeviceSimOptions
+  private readonly opts: DeviceSimOptions
   private readonly log: Logger
   private readonly now: () => number
   private readonly topics: { telemetry: string; status: string; ledSet: string; ledState: string; otaStatus: string }
-  private readonly buffer: OfflineBuffer<Entry>
+  /** Readings not yet acknowledged by the broker: queued, then in flight (ring.ts). */
+  private readonly outbox: DeviceOutbox<Entry>
   private readonly sensors: SimulatedSensors
   private readonly reconnector: Reconnector
   private readonly window: number
@@ -172,7 +173,8 @@ export class DeviceSim extends EventEmitter {
   private stopping = false
   private connectedThisBoot = false
   private droppedThisOutage = 0
-  private readonly c = { produced: 0, published: 0, acked: 0, ledApplied: 0, ledIgnored: 0, connects: 0 }
+  /** The counters kept here; `counters` adds the outbox's (buffered, dropped). */
+  private readonly counts = { produced: 0, published: 0, acked: 0, ledApplied: 0, ledIgnored: 0, connects: 0 }
   private tick: NodeJS.Timeout | undefined
   private reconnectTimer: NodeJS.Timeout | undefined
   private otaTimer: NodeJS.Timeout | undefined
@@ -188,13 +190,13 @@ export class DeviceSim extends EventEmitter {
     assertDeviceId(opts.id)
     if (opts.rate !== undefined && !(opts.rate >= 0 && Number.isFinite(opts.rate))) throw new RangeError(`rate must be ≥ 0 readings per second, got ${opts.rate}`)
     if (opts.count !== undefined && !(Number.isInteger(opts.count) && opts.count >= 1)) throw new RangeError(`count must be a positive integer, got ${opts.count}`)
-    this.o = opts
+    this.opts = opts
     this.id = opts.id
     this.log = (opts.log ?? silentLogger).child({ component: 'device-sim', device: opts.id })
     this.now = opts.now ?? Date.now
     const base = `sensors/${opts.id}`
     this.topics = { telemetry: `${base}/telemetry`, status: `${base}/status`, ledSet: `${base}/led/set`, ledState: `${base}/led/state`, otaStatus: `${base}/ota/status` }
-    this.buffer = new OfflineBuffer<Entry>(opts.bufferCapacity ?? 1000)
+    this.outbox = new DeviceOutbox<Entry>(opts.bufferCapacity ?? 1000)
     this.sensors = new SimulatedSensors({ random: opts.random, ...opts.sensors })
     this.reconnector = new Reconnector({ baseMs: opts.backoff?.baseMs ?? 500, capMs: opts.backoff?.capMs ?? 30_000, stableMs: opts.backoff?.stableMs ?? 10_000, random: opts.random, now: this.now })
     this.window = Math.max(1, opts.inflightWindow ?? 16)
@@ -219,7 +221,7 @@ export class DeviceSim extends EventEmitter {
 
   /** The running firmware (factory, or the last version installed by OTA). */
   get firmware(): { version: string; secureVersion: number } {
-    return { ...(this.state?.firmware ?? this.o.factory ?? { version: '1.0.0', secureVersion: 0 }) }
+    return { ...(this.state?.firmware ?? this.opts.factory ?? { version: '1.0.0', secureVersion: 0 }) }
   }
 
   /** True while the MQTT connection is up. */
@@ -228,7 +230,7 @@ export class DeviceSim extends EventEmitter {
   }
 
   get counters(): DeviceSimCounters {
-    return { ...this.c, buffered: this.buffer.pending, dropped: this.buffer.dropped }
+    return { ...this.counts, buffered: this.outbox.pending, dropped: this.outbox.dropped }
   }
 
   /**
@@ -239,7 +241,7 @@ export class DeviceSim extends EventEmitter {
     // Invariant (a bug in the caller if broken): one simulator boots once.
     if (this.state) throw new Error('DeviceSim.start() called twice')
     const prev = loadState(this.file, this.id)
-    const factory = this.o.factory ?? { version: '1.0.0', secureVersion: 0 }
+    const factory = this.opts.factory ?? { version: '1.0.0', secureVersion: 0 }
     this.state = {
       schema: 1,
       device: this.id,
@@ -252,41 +254,41 @@ export class DeviceSim extends EventEmitter {
     saveState(this.file, this.state)
     this.log.info({ boot: this.state.boot, firmware: this.state.firmware.version, state: this.file }, 'device booted')
 
-    if (this.o.ota) {
+    if (this.opts.ota) {
       this.otaClient = new OtaClient({
-        url: this.o.ota.url,
-        tls: this.o.tls,
-        releaseKeys: this.o.ota.releaseKeys,
-        hw: this.o.ota.hw ?? 'esp32dev',
+        url: this.opts.ota.url,
+        tls: this.opts.tls,
+        releaseKeys: this.opts.ota.releaseKeys,
+        hw: this.opts.ota.hw ?? 'esp32dev',
         device: this.id,
-        workDir: this.o.stateDir,
+        workDir: this.opts.stateDir,
         log: this.log.child({ component: 'ota' }),
         report: (r) => this.reportOta(r),
-        maxImageSize: this.o.ota.maxImageSize,
+        maxImageSize: this.opts.ota.maxImageSize,
         now: this.now,
-        random: this.o.random,
+        random: this.opts.random,
       })
     }
 
-    const v = this.o.protocolVersion ?? 4
+    const protocolVersion = this.opts.protocolVersion ?? 4
     const options: IClientOptions = {
       manualConnect: true,
       clientId: this.id,
       clean: false,
-      protocolVersion: v,
-      keepalive: this.o.keepaliveS ?? 30,
+      protocolVersion,
+      keepalive: this.opts.keepaliveS ?? 30,
       // We drive reconnects ourselves (backoff with jitter); see scheduleReconnect.
       reconnectPeriod: 0,
       connectTimeout: 10_000,
       will: { topic: this.topics.status, payload: Buffer.from('offline'), qos: 1, retain: true },
-      ca: this.o.tls.ca,
-      cert: this.o.tls.cert,
-      key: this.o.tls.key,
+      ca: this.opts.tls.ca,
+      cert: this.opts.tls.cert,
+      key: this.opts.tls.key,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
-      ...(v === 5 ? { properties: { sessionExpiryInterval: this.o.sessionExpiryS ?? 86_400 } } : {}),
+      ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: this.opts.sessionExpiryS ?? 86_400 } } : {}),
     } as IClientOptions
-    const client = mqtt.connect(this.o.url ?? 'mqtts://localhost:8883', options)
+    const client = mqtt.connect(this.opts.url ?? 'mqtts://localhost:8883', options)
     this.client = client
     client.on('connect', (ack) => this.onConnect(ack))
     client.on('close', () => this.onClose())
@@ -294,7 +296,7 @@ export class DeviceSim extends EventEmitter {
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
     client.connect()
 
-    const rate = this.o.rate ?? 1
+    const rate = this.opts.rate ?? 1
     if (rate > 0) this.tick = setInterval(() => this.produce(), Math.max(1, Math.round(1000 / rate)))
     return Promise.resolve()
   }
@@ -304,20 +306,20 @@ export class DeviceSim extends EventEmitter {
     // Invariants (a bug in the caller if broken): readings are taken between start() and stop(), and
     // no more than `count` (the tick stops itself at `count`).
     if (!this.state) throw new Error('DeviceSim.produce() before start()')
-    if (this.stopping || (this.o.count !== undefined && this.c.produced >= this.o.count)) throw new Error('DeviceSim is not taking readings any more')
+    if (this.stopping || (this.opts.count !== undefined && this.counts.produced >= this.opts.count)) throw new Error('DeviceSim is not taking readings any more')
     const now = this.now()
-    const s = this.sensors.read(now)
-    const reading: Reading = { seq: ++this.seqNo, boot: this.state.boot, ts: now, pot: s.pot, switch: s.switch, led: this.led }
+    const sample = this.sensors.read(now)
+    const reading: Reading = { seq: ++this.seqNo, boot: this.state.boot, ts: now, pot: sample.pot, switch: sample.switch, led: this.led }
     // Key order as the firmware's encode_telemetry; no ts while the clock is unknown.
     const { ts, ...rest } = reading
-    const payload = this.o.clockValid === false ? JSON.stringify({ seq: rest.seq, boot: rest.boot, pot: rest.pot, switch: rest.switch, led: rest.led }) : JSON.stringify({ seq: rest.seq, boot: rest.boot, ts, pot: rest.pot, switch: rest.switch, led: rest.led })
-    const dropped = this.buffer.push({ reading, payload })
-    this.c.produced++
-    if (this.o.count !== undefined && this.c.produced >= this.o.count) this.stopTicking()
+    const payload = this.opts.clockValid === false ? JSON.stringify({ seq: rest.seq, boot: rest.boot, pot: rest.pot, switch: rest.switch, led: rest.led }) : JSON.stringify({ seq: rest.seq, boot: rest.boot, ts, pot: rest.pot, switch: rest.switch, led: rest.led })
+    const dropped = this.outbox.push({ reading, payload })
+    this.counts.produced++
+    if (this.opts.count !== undefined && this.counts.produced >= this.opts.count) this.stopTicking()
     this.emit('reading', reading)
     if (dropped.length) {
       if (this.droppedThisOutage === 0) {
-        this.log.warn({ capacity: this.buffer.capacity, droppedSeq: dropped[0]!.reading.seq }, 'offline buffer full: dropping the oldest readings')
+        this.log.warn({ capacity: this.outbox.capacity, droppedSeq: dropped[0]!.reading.seq }, 'offline buffer full: dropping the oldest readings')
       }
       this.droppedThisOutage += dropped.length
       this.emit('dropped', dropped.map((e) => e.reading))
@@ -341,7 +343,7 @@ export class DeviceSim extends EventEmitter {
   goOnline(): void {
     if (!this.simulatedOffline || this.stopping) return
     this.simulatedOffline = false
-    this.log.info({ buffered: this.buffer.pending }, 'network back (simulated); reconnecting')
+    this.log.info({ buffered: this.outbox.pending }, 'network back (simulated); reconnecting')
     if (!this.linkUp && !this.reconnectTimer) this.reconnect()
   }
 
@@ -396,11 +398,11 @@ export class DeviceSim extends EventEmitter {
   private onConnect(ack: IConnackPacket): void {
     const client = this.client!
     this.linkUp = true
-    this.c.connects++
+    this.counts.connects++
     this.reconnector.connected()
-    this.log.info({ sessionPresent: ack.sessionPresent, buffered: this.buffer.pending, droppedWhileOffline: this.droppedThisOutage }, 'connected to the broker')
+    this.log.info({ sessionPresent: ack.sessionPresent, buffered: this.outbox.pending, droppedWhileOffline: this.droppedThisOutage }, 'connected to the broker')
     if (this.droppedThisOutage) {
-      this.log.warn({ dropped: this.droppedThisOutage, totalDropped: this.buffer.dropped }, 'readings were dropped while offline (buffer full)')
+      this.log.warn({ dropped: this.droppedThisOutage, totalDropped: this.outbox.dropped }, 'readings were dropped while offline (buffer full)')
       this.droppedThisOutage = 0
     }
     client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
@@ -423,7 +425,7 @@ export class DeviceSim extends EventEmitter {
     this.linkUp = false
     if (wasUp) {
       if (this.stopping) this.log.debug('disconnected from the broker')
-      else this.log.warn({ buffered: this.buffer.pending, inflight: this.buffer.inflight }, 'broker connection lost; buffering readings')
+      else this.log.warn({ buffered: this.outbox.pending, inflight: this.outbox.inflight }, 'broker connection lost; buffering readings')
       this.emit('disconnect')
     }
     if (this.stopping || this.simulatedOffline) return
@@ -451,19 +453,19 @@ export class DeviceSim extends EventEmitter {
   /** Hands queued readings to MQTT, oldest first, keeping at most `window` awaiting PUBACK. */
   private pump(): void {
     const client = this.client
-    while (client && this.linkUp && !this.stopping && this.buffer.inflight < this.window) {
-      const entry = this.buffer.take()
+    while (client && this.linkUp && !this.stopping && this.outbox.inflight < this.window) {
+      const entry = this.outbox.take()
       if (!entry) break
-      this.c.published++
+      this.counts.published++
       client.publish(this.topics.telemetry, entry.payload, { qos: 1 }, (err) => {
         if (err) {
           // Only when the client was ended with the publish unacknowledged; keep it for next time.
-          this.buffer.requeue(entry, bySeq)
-          this.c.published--
+          this.outbox.requeue(entry, bySeq)
+          this.counts.published--
           return
         }
-        if (!this.buffer.ack(entry)) return
-        this.c.acked++
+        if (!this.outbox.ack(entry)) return
+        this.counts.acked++
         this.emit('acked', entry.reading)
         this.checkDone()
         this.pump()
@@ -472,8 +474,8 @@ export class DeviceSim extends EventEmitter {
   }
 
   private checkDone(): void {
-    const n = this.o.count
-    if (n === undefined || this.c.produced < n || this.buffer.pending > 0) return
+    const count = this.opts.count
+    if (count === undefined || this.counts.produced < count || this.outbox.pending > 0) return
     this.doneResolve(this.counters)
     this.emit('done', this.counters)
   }
@@ -490,15 +492,15 @@ export class DeviceSim extends EventEmitter {
     if (payload.length === 0) return // a cleared retained command: nothing to do
     const parsed = parseLedCommand(payload)
     if (!parsed.ok) {
-      this.c.ledIgnored++
+      this.counts.ledIgnored++
       this.log.warn({ reason: parsed.reason, payload: payload.toString('utf8').slice(0, 100) }, 'ignored an unreadable LED command; the LED stays as it is')
       this.emit('led', { verdict: 'invalid', reason: parsed.reason })
       return
     }
     const command = parsed.command
-    const verdict = judgeLedCommand(command, this.o.clockValid !== false, this.now())
+    const verdict = judgeLedCommand(command, this.opts.clockValid !== false, this.now())
     if (verdict !== 'apply') {
-      this.c.ledIgnored++
+      this.counts.ledIgnored++
       this.log.info({ cmd: command.cmd, verdict, expires: command.expires }, 'ignored an LED command')
       this.emit('led', { verdict, command })
       return
@@ -509,7 +511,7 @@ export class DeviceSim extends EventEmitter {
   private applyLed(command: LedCommand): void {
     this.led = command.brightness
     this.ledCmd = command.cmd
-    this.c.ledApplied++
+    this.counts.ledApplied++
     this.log.info({ cmd: command.cmd, brightness: command.brightness }, 'LED set')
     this.client?.publish(this.topics.ledState, encodeLedState(command.cmd, command.brightness), { qos: 1, retain: true }, (err) => {
       if (err) this.log.debug({ err: { message: err.message } }, 'led/state not acknowledged')
@@ -532,7 +534,7 @@ export class DeviceSim extends EventEmitter {
     if (result.kind === 'verified') await this.install(result.manifest)
     this.emit('ota', result)
     if (!this.stopping) {
-      const every = this.o.ota?.intervalMs ?? 3_600_000
+      const every = this.opts.ota?.intervalMs ?? 3_600_000
       const next = result.kind === 'busy' ? result.retryAfterMs : result.kind === 'error' ? Math.min(every || 60_000, 60_000) : every
       if (next > 0) {
         this.otaTimer = setTimeout(() => void this.checkOta(), next)
@@ -548,26 +550,26 @@ export class DeviceSim extends EventEmitter {
    * (firmware/lib/ferry_core/include/ferry/rollback.h). Here the "reboot" is skipped: the self-test
    * runs in place and, if it passes, the new version and floor are written to the state file.
    */
-  private async install(m: Manifest): Promise<void> {
+  private async install(manifest: Manifest): Promise<void> {
     const state = this.state!
-    const ok = await (this.o.ota?.selfTest?.() ?? this.linkUp)
+    const ok = await (this.opts.ota?.selfTest?.() ?? this.linkUp)
     const at = this.now()
     if (!ok) {
-      this.state = { ...state, ota: { deployment: m.deployment, version: m.version, state: 'rolled-back', reason: 'self_test_failed', at }, updatedAt: at }
+      this.state = { ...state, ota: { deployment: manifest.deployment, version: manifest.version, state: 'rolled-back', reason: 'self_test_failed', at }, updatedAt: at }
       saveState(this.file, this.state)
-      this.log.error({ deployment: m.deployment, version: m.version }, 'new firmware failed its self-test; rolled back')
-      this.reportOta({ deployment: m.deployment, state: 'rolled-back', version: m.version, reason: 'self_test_failed' })
+      this.log.error({ deployment: manifest.deployment, version: manifest.version }, 'new firmware failed its self-test; rolled back')
+      this.reportOta({ deployment: manifest.deployment, state: 'rolled-back', version: manifest.version, reason: 'self_test_failed' })
       return
     }
     this.state = {
       ...state,
-      firmware: { version: m.version, secureVersion: Math.max(state.firmware.secureVersion, m.secure_version) },
-      ota: { deployment: m.deployment, version: m.version, state: 'installed', at },
+      firmware: { version: manifest.version, secureVersion: Math.max(state.firmware.secureVersion, manifest.secure_version) },
+      ota: { deployment: manifest.deployment, version: manifest.version, state: 'installed', at },
       updatedAt: at,
     }
     saveState(this.file, this.state)
-    this.log.info({ deployment: m.deployment, from: state.firmware.version, to: m.version }, 'firmware updated')
-    this.reportOta({ deployment: m.deployment, state: 'installed', version: m.version })
+    this.log.info({ deployment: manifest.deployment, from: state.firmware.version, to: manifest.version }, 'firmware updated')
+    this.reportOta({ deployment: manifest.deployment, state: 'installed', version: manifest.version })
   }
 }
 

@@ -37,17 +37,17 @@ export function stateFile(dir: string, device: string): string {
  */
 export function loadState(file: string, device: string): SimState | undefined {
   if (!existsSync(file)) return undefined
-  let v: unknown
+  let parsed: unknown
   try {
-    v = JSON.parse(readFileSync(file, 'utf8'))
+    parsed = JSON.parse(readFileSync(file, 'utf8'))
   } catch (err) {
     throw new FerryError('FERRY_ERR_USAGE', `device state ${file} is unreadable (${(err as Error).message}); fix or delete it. Deleting restarts the boot counter at 1, so the gateway may treat new readings as duplicates of old ones.`, { cause: err })
   }
-  const s = v as Partial<SimState> | null
-  if (!s || s.schema !== 1 || s.device !== device || !Number.isSafeInteger(s.boot) || (s.boot as number) < 0 || typeof s.firmware?.version !== 'string' || !Number.isSafeInteger(s.firmware?.secureVersion)) {
+  const state = parsed as Partial<SimState> | null
+  if (!state || state.schema !== 1 || state.device !== device || !Number.isSafeInteger(state.boot) || (state.boot as number) < 0 || typeof state.firmware?.version !== 'string' || !Number.isSafeInteger(state.firmware?.secureVersion)) {
     throw new FerryError('FERRY_ERR_USAGE', `device state ${file} is not a state file of device "${device}"; point --state at another folder or delete the file.`)
   }
-  return s as SimState
+  return state as SimState
 }
 
 /**

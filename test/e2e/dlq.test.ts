@@ -4,10 +4,10 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { silentLogger } from '../../common/src/logger.js'
-import { openBuffer, RingBuffer, type Stored } from '../../gateway/src/buffer/index.js'
+import { openBuffer, RingBuffer } from '../../gateway/src/buffer/index.js'
 import { Drainer } from '../../gateway/src/drain/drainer.js'
 import { toIngestItem } from '../../gateway/src/ingest/handlers/index.js'
-import type { Sink, WriteResult } from '../../gateway/src/sinks/types.js'
+import type { BufferedReading, Sink, WriteResult } from '../../gateway/src/sinks/types.js'
 import { tempDir } from '../helpers/tmp.js'
 import { waitUntil } from '../helpers/wait.js'
 
@@ -19,7 +19,7 @@ const LIMITS = { maxRows: 1000, maxBytes: 1e9, dedupWindowMs: 600_000, maxEvents
 const payload = (seq: number) => `{"seq":${seq},"boot":1,"pot":${seq},"switch":0}`
 
 /** Opens the buffer file, drains it to a sink named `lab` that answers with `answer`, closes it; returns what the sink received. */
-async function drain(path: string, answer: (b: readonly Stored[]) => WriteResult, prepare?: (buf: RingBuffer) => void) {
+async function drain(path: string, answer: (b: readonly BufferedReading[]) => WriteResult, prepare?: (buf: RingBuffer) => void) {
   const { db } = openBuffer(path)
   const buf = new RingBuffer(db, LIMITS)
   prepare?.(buf)

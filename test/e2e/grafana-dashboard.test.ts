@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { startInfluxd } from '../helpers/influxd.js'
 import { toLine } from '../../gateway/src/sinks/line-protocol.js'
-import type { Stored } from '../../gateway/src/sinks/types.js'
+import type { BufferedReading } from '../../gateway/src/sinks/types.js'
 
 interface Dashboard {
   templating: { list: { name: string; query: string }[] }
@@ -31,7 +31,7 @@ t.test('every dashboard query runs on InfluxDB 1.x against the sink\'s points', 
   // Two devices, 20 readings each, 10 s apart, ending a minute ago; node-02 rebooted halfway.
   const devices = ['node-01', 'node-02']
   const start = Date.now() - 60_000 - 19 * 10_000
-  const rows: Stored[] = devices.flatMap((device, d) =>
+  const rows: BufferedReading[] = devices.flatMap((device, d) =>
     Array.from({ length: 20 }, (_, i) => ({
       id: d * 100 + i,
       device,

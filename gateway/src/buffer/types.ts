@@ -1,7 +1,7 @@
 /**
  * What goes into the buffer and what comes out of it. Ingest builds `IngestItem`s, the drainer reads
- * `Stored` rows and hands a sink's answer back as a `Settlement`; sinks import `Stored` from here
- * (through the sink contract), never the other way round.
+ * `BufferedReading`s and hands a sink's answer back as a `Settlement`; sinks import `BufferedReading`
+ * from here (through the sink contract), never the other way round.
  */
 
 /** A telemetry reading that passed validation, ready to store. */
@@ -62,8 +62,11 @@ export interface IngestOutcome {
   dropped: number
 }
 
-/** One reading as it sits in the buffer. Ids increase in ingest order. */
-export interface Stored {
+/**
+ * One reading as it sits in the buffer (a row of the `readings` table): what the drainer reads from
+ * a sink's cursor and hands to the sink in a batch. Ids increase in ingest order.
+ */
+export interface BufferedReading {
   /** Buffer row id; increases in ingest order, never reused. */
   id: number
   device: string
@@ -87,6 +90,7 @@ export interface Stored {
    */
   payload?: string
 }
+
 
 /**
  * What a sink made of a batch, as far as the buffer cares (`RingBuffer.settle`); a sink's

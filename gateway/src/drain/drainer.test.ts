@@ -1,7 +1,7 @@
 import t from 'tap'
 import { openBuffer, RingBuffer, queryStatus, type ReadingIn } from '../buffer/index.js'
 import { Drainer, type DrainEvent } from './drainer.js'
-import type { Sink, Stored, WriteResult } from '../sinks/types.js'
+import type { BufferedReading, Sink, WriteResult } from '../sinks/types.js'
 import { Writable } from 'node:stream'
 import { errors as undiciErrors } from 'undici'
 import { createLogger, silentLogger } from '../../../common/src/logger.js'
@@ -28,7 +28,7 @@ function readings(n: number, device = 'dev1', from = 1): ReadingIn[] {
 }
 
 /** A sink whose answers a test scripts; records every batch it was given. */
-function scriptedSink(name: string, answer: (batch: readonly Stored[], call: number) => WriteResult | Promise<WriteResult>, maxBatch = 100) {
+function scriptedSink(name: string, answer: (batch: readonly BufferedReading[], call: number) => WriteResult | Promise<WriteResult>, maxBatch = 100) {
   const calls: number[][] = []
   const sink: Sink & { calls: number[][]; closed: number } = {
     name,
@@ -46,7 +46,7 @@ function scriptedSink(name: string, answer: (batch: readonly Stored[], call: num
   return sink
 }
 
-const acceptAll = (b: readonly Stored[]): WriteResult => ({ accepted: b.map((r) => r.id), retryable: [], rejected: [] })
+const acceptAll = (b: readonly BufferedReading[]): WriteResult => ({ accepted: b.map((r) => r.id), retryable: [], rejected: [] })
 
 function drainer(t: { teardown(fn: () => unknown): void }, sink: Sink, buf: RingBuffer, events: DrainEvent[] = []) {
   const d = new Drainer({ sink, buffer: buf, log: silentLogger, retryMinMs: 5, retryMaxMs: 20, retryAfterCapMs: 50, progressEveryMs: 10, onEvent: (e) => events.push(e) })

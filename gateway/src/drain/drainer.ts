@@ -2,8 +2,8 @@ import pRetry, { AbortError } from 'p-retry'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FerryError, hasCode } from '../../../common/src/errors.js'
 import type { Logger } from '../../../common/src/logger.js'
-import type { RingBuffer, Stored } from '../buffer/index.js'
-import type { Sink, WriteResult } from '../sinks/types.js'
+import type { RingBuffer } from '../buffer/index.js'
+import type { BufferedReading, Sink, WriteResult } from '../sinks/types.js'
 import { classifySinkError } from './classify-error.js'
 
 export interface DrainerOptions {
@@ -91,13 +91,13 @@ export class Drainer {
   private loop: Promise<void> | undefined
   private readonly log: Logger
 
-  constructor(private readonly o: DrainerOptions) {
-    this.log = o.log.child({ component: 'drain', sink: o.sink.name })
-    o.buffer.ensureSink(o.sink.name)
+  constructor(private readonly opts: DrainerOptions) {
+    this.log = opts.log.child({ component: 'drain', sink: opts.sink.name })
+    opts.buffer.ensureSink(opts.sink.name)
   }
 
   get name(): string {
-    return this.o.sink.name
+    return this.opts.sink.name
   }
 
   start(): void {
@@ -116,27 +116,27 @@ export class Drainer {
     this.abort.abort()
     this.wake?.()
     await this.loop
-    await this.o.sink.close()
+    await this.opts.sink.close()
     this.setState('stopped')
   }
 
-  private setState(s: DrainerState): void {
-    if (this.state === s) return
-    this.state = s
-    this.o.onEvent?.({ type: 'state', sink: this.name, state: s })
+  private setState(state: DrainerState): void {
+    if (this.state === state) return
+    this.state = state
+    this.opts.onEvent?.({ type: 'state', sink: this.name, state })
   }
 
   private fail(errorClass: string, message: string): void {
     this.lastError = { class: errorClass, message, at: Date.now() }
-    this.o.buffer.recordSinkError(this.name, errorClass, message)
-    this.o.onEvent?.({ type: 'error', sink: this.name, errorClass, message })
+    this.opts.buffer.recordSinkError(this.name, errorClass, message)
+    this.opts.onEvent?.({ type: 'error', sink: this.name, errorClass, message })
   }
 
   private async idle(ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms)
+      const timer = setTimeout(done, ms)
       function done() {
-        clearTimeout(t)
+        clearTimeout(timer)
         resolve()
       }
       this.wake = done
@@ -147,7 +147,7 @@ export class Drainer {
 
   private async run(): Promise<void> {
     const signal = this.abort.signal
-    const { sink } = this.o
+    const { sink } = this.opts
     if (sink.resume) {
       await this.retrying(() => this.sinkCall(() => sink.resume!(signal), signal))
     }
@@ -158,11 +158,11 @@ export class Drainer {
     // batches sent after it are waited for, their answers ignored, and reading restarts at the cursor
     // (re-sending them is harmless where concurrency > 1 is allowed: InfluxDB overwrites the same points).
     const concurrency = Math.max(1, sink.concurrency ?? 1)
-    const inflight: Array<{ batch: Stored[]; result: Promise<WriteResult | undefined>; started: number }> = []
-    let readAfter = this.o.buffer.cursor(sink.name)
+    const inflight: Array<{ batch: BufferedReading[]; result: Promise<WriteResult | undefined>; started: number }> = []
+    let readAfter = this.opts.buffer.cursor(sink.name)
     while (!signal.aborted) {
       while (inflight.length < concurrency) {
-        const batch = this.o.buffer.readFrom(readAfter, sink.maxBatch)
+        const batch = this.opts.buffer.readFrom(readAfter, sink.maxBatch)
         if (batch.length === 0) break
         readAfter = batch[batch.length - 1]!.id
         this.setState('sending')
@@ -172,42 +172,42 @@ export class Drainer {
       if (!head) {
         this.setState('idle')
         this.progress = undefined
-        this.o.buffer.prune()
+        this.opts.buffer.prune()
         await this.idle(1000)
-        readAfter = this.o.buffer.cursor(sink.name)
+        readAfter = this.opts.buffer.cursor(sink.name)
         continue
       }
       const result = await head.result
       if (result === undefined) break // aborted or auth failure
-      const r = this.o.buffer.settle(sink.name, head.batch, result)
-      sentSinceProgress += r.advanced
-      this.o.onEvent?.({ type: 'settled', sink: sink.name, accepted: r.accepted, rejected: r.rejected, ms: performance.now() - head.started })
-      if (r.rejected > 0) this.log.warn({ rejected: r.rejected, reason: result.rejected[0]?.reason }, 'sink rejected readings; moved them to dead letters')
-      if (r.advanced > 0 && this.lastError) {
+      const settled = this.opts.buffer.settle(sink.name, head.batch, result)
+      sentSinceProgress += settled.advanced
+      this.opts.onEvent?.({ type: 'settled', sink: sink.name, accepted: settled.accepted, rejected: settled.rejected, ms: performance.now() - head.started })
+      if (settled.rejected > 0) this.log.warn({ rejected: settled.rejected, reason: result.rejected[0]?.reason }, 'sink rejected readings; moved them to dead letters')
+      if (settled.advanced > 0 && this.lastError) {
         this.lastError = undefined
-        this.o.buffer.recordSinkError(sink.name, null, null)
+        this.opts.buffer.recordSinkError(sink.name, null, null)
       }
-      if (r.advanced < head.batch.length) {
+      if (settled.advanced < head.batch.length) {
         await Promise.allSettled(inflight.map((x) => x.result))
         inflight.length = 0
-        readAfter = this.o.buffer.cursor(sink.name)
+        readAfter = this.opts.buffer.cursor(sink.name)
       }
       const now = Date.now()
-      if (now - lastProgress >= this.o.progressEveryMs) {
+      if (now - lastProgress >= this.opts.progressEveryMs) {
         this.reportProgress(sentSinceProgress, now - lastProgress, lastProgress === 0)
         lastProgress = now
         sentSinceProgress = 0
-        this.o.buffer.prune()
+        this.opts.buffer.prune()
       }
     }
     await Promise.allSettled(inflight.map((x) => x.result))
   }
 
   private reportProgress(sent: number, elapsedMs: number, first: boolean): void {
-    const rowsLeft = this.o.buffer.backlogEstimate(this.name)
+    const rowsLeft = this.opts.buffer.backlogEstimate(this.name)
     const ratePerS = first || elapsedMs <= 0 ? 0 : (sent * 1000) / elapsedMs
     this.progress = { rowsLeft, ratePerS: Math.round(ratePerS), etaS: ratePerS > 0 ? Math.round(rowsLeft / ratePerS) : null, at: Date.now() }
-    this.o.buffer.setMeta(`progress:${this.name}`, this.progress)
+    this.opts.buffer.setMeta(`progress:${this.name}`, this.progress)
     if (rowsLeft > 0 && !first) this.log.info(this.progress, 'draining backlog')
   }
 
@@ -227,8 +227,8 @@ export class Drainer {
   }
 
   /** One write; retryable outcomes throw so p-retry backs off; auth failures stop the sink. */
-  private async attempt(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult> {
-    const result = await this.sinkCall(() => this.o.sink.write(batch, signal), signal)
+  private async attempt(batch: readonly BufferedReading[], signal: AbortSignal): Promise<WriteResult> {
+    const result = await this.sinkCall(() => this.opts.sink.write(batch, signal), signal)
     if (result.authError) {
       throw new AbortError(new FerryError('FERRY_ERR_SINK_AUTH', result.authError))
     }
@@ -246,43 +246,43 @@ export class Drainer {
       try {
         return await pRetry(fn, {
           retries: Number.MAX_SAFE_INTEGER,
-          minTimeout: this.o.retryMinMs,
-          maxTimeout: this.o.retryMaxMs,
+          minTimeout: this.opts.retryMinMs,
+          maxTimeout: this.opts.retryMaxMs,
           factor: 2,
           randomize: true,
           signal,
           onFailedAttempt: async ({ error, attemptNumber }) => {
-            const e = error as RetryableWrite
-            const errorClass = e.errorClass ?? 'error'
+            const failure = error as RetryableWrite
+            const errorClass = failure.errorClass ?? 'error'
             this.setState('retrying')
-            this.fail(errorClass, e.message)
+            this.fail(errorClass, failure.message)
             // One line per failure would flood the log during a long outage: the first and then every 10th.
             if (attemptNumber === 1 || attemptNumber % 10 === 0) {
               if (errorClass === 'error') {
                 // Not a network or disk failure: most likely a bug in the sink. Loud, with the stack.
-                this.log.error({ attempt: attemptNumber, errorClass, err: e.cause ?? e }, 'sink threw an error that is not a network failure (a bug?); will retry, data stays buffered')
+                this.log.error({ attempt: attemptNumber, errorClass, err: failure.cause ?? failure }, 'sink threw an error that is not a network failure (a bug?); will retry, data stays buffered')
               } else {
-                this.log.warn({ attempt: attemptNumber, errorClass, err: { message: e.message } }, 'sink write failed; will retry, data stays buffered')
+                this.log.warn({ attempt: attemptNumber, errorClass, err: { message: failure.message } }, 'sink write failed; will retry, data stays buffered')
               }
             }
-            if (e.retryAfterMs !== undefined && e.retryAfterMs > 0) {
-              await sleep(Math.min(e.retryAfterMs, this.o.retryAfterCapMs), undefined, { signal }).catch(() => undefined)
+            if (failure.retryAfterMs !== undefined && failure.retryAfterMs > 0) {
+              await sleep(Math.min(failure.retryAfterMs, this.opts.retryAfterCapMs), undefined, { signal }).catch(() => undefined)
             }
           },
         })
       } catch (err) {
         if (signal.aborted) return undefined
-        const e = err as Error
-        if (hasCode(e, 'FERRY_ERR_SINK_AUTH')) {
-          this.fail('auth', e.message)
+        const error = err as Error
+        if (hasCode(error, 'FERRY_ERR_SINK_AUTH')) {
+          this.fail('auth', error.message)
           this.setState('stopped-auth')
-          this.log.error({ err: { message: e.message } }, 'sink refused the credentials; this sink is stopped, data stays buffered. Fix the credentials and restart the gateway')
+          this.log.error({ err: { message: error.message } }, 'sink refused the credentials; this sink is stopped, data stays buffered. Fix the credentials and restart the gateway')
           return undefined
         }
         // p-retry does not retry programming errors (TypeError); still keep the data and try later.
-        this.fail('internal', e.message)
+        this.fail('internal', error.message)
         this.log.error({ err }, 'sink failed unexpectedly; retrying later, data stays buffered')
-        await this.idle(this.o.retryMaxMs)
+        await this.idle(this.opts.retryMaxMs)
         if (signal.aborted) return undefined
       }
     }

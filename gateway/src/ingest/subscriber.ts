@@ -82,20 +82,20 @@ export function assertAckHook(client: unknown): void {
  * `connect` makes the client (MQTT.js's `connect` unless a test passes a fake); nothing is sent
  * before `start()`.
  */
-export function createSubscriber(o: SubscriberOptions, connect: (url: string, opts: IClientOptions) => MqttClient = mqtt.connect): Subscriber {
-  const opts: IClientOptions = {
+export function createSubscriber(options: SubscriberOptions, connect: (url: string, opts: IClientOptions) => MqttClient = mqtt.connect): Subscriber {
+  const clientOpts: IClientOptions = {
     manualConnect: true,
-    clientId: o.clientId,
+    clientId: options.clientId,
     clean: false,
     protocolVersion: 5,
-    keepalive: o.keepaliveS,
+    keepalive: options.keepaliveS,
     reconnectPeriod: BACKOFF_MIN_MS,
     connectTimeout: 15_000,
-    properties: { sessionExpiryInterval: o.sessionExpiryS, receiveMaximum: o.receiveMaximum },
-    ca: o.tls.ca,
-    cert: o.tls.cert,
-    key: o.tls.key,
-    rejectUnauthorized: o.tls.rejectUnauthorized,
+    properties: { sessionExpiryInterval: options.sessionExpiryS, receiveMaximum: options.receiveMaximum },
+    ca: options.tls.ca,
+    cert: options.tls.cert,
+    key: options.tls.key,
+    rejectUnauthorized: options.tls.rejectUnauthorized,
     minVersion: 'TLSv1.2',
     // A refused CONNACK (e.g. not authorised) is retried with backoff instead of stopping for good.
     reconnectOnConnackError: true,
@@ -103,10 +103,10 @@ export function createSubscriber(o: SubscriberOptions, connect: (url: string, op
     // (bench/README.md). DEBUG=mqttjs* still turns them on.
     ...(process.env.DEBUG?.includes('mqttjs') ? {} : { log: () => {} }),
   } as IClientOptions
-  const client = connect(o.url, opts)
+  const client = connect(options.url, clientOpts)
   // Nothing to close on refusal: with manualConnect the client has opened nothing yet.
   assertAckHook(client)
-  const log = o.log
+  const log = options.log
   let generation = 0
   let failures = 0
   let stopping = false
@@ -126,14 +126,14 @@ export function createSubscriber(o: SubscriberOptions, connect: (url: string, op
     if (stopping) return // no callback: nothing more is taken; unacked messages stay with the broker
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     if (packet.topic === SYS_DROPPED) {
-      const n = Number(payload.toString())
-      if (Number.isFinite(n)) o.onBrokerDropped?.(n)
+      const dropped = Number(payload.toString())
+      if (Number.isFinite(dropped)) options.onBrokerDropped?.(dropped)
       cb()
       return
     }
     const gen = generation
     const { messageId, qos } = packet
-    o.onMessage(packet.topic, payload, () => {
+    options.onMessage(packet.topic, payload, () => {
       if (qos === 0 || messageId === undefined) return
       if (gen !== generation || !client.connected) return
       send({ cmd: 'puback', messageId, reasonCode: 0 } as Packet)
@@ -150,7 +150,7 @@ export function createSubscriber(o: SubscriberOptions, connect: (url: string, op
     // then a device's message has no subscriber and the broker discards it, so readiness waits.
     const ready = () => {
       log.info({ sessionPresent: ack.sessionPresent }, 'connected to the broker')
-      o.onConnectionChange?.(true)
+      options.onConnectionChange?.(true)
     }
     if (ack.sessionPresent) return ready()
     client.subscribe([...SUBSCRIPTIONS], { qos: 1 }, (err) => {
@@ -167,7 +167,7 @@ export function createSubscriber(o: SubscriberOptions, connect: (url: string, op
     failures++
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(failures, 10))
     client.options.reconnectPeriod = Math.round(BACKOFF_MIN_MS / 2 + Math.random() * ceiling)
-    o.onConnectionChange?.(false)
+    options.onConnectionChange?.(false)
   })
   client.on('offline', () => log.warn({ retryInMs: client.options.reconnectPeriod }, 'broker connection lost; reconnecting'))
   client.on('error', (err) => log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'broker connection error'))

@@ -16,9 +16,9 @@ const SUFFIX: Record<string, TopicKind> = { telemetry: 'telemetry', status: 'sta
 
 /** Splits `sensors/<id>/<kind>`; anything else is named precisely so the dead letter says why. */
 export function parseTopic(topic: string): ParsedTopic {
-  const m = /^sensors\/([^/]*)\/(.+)$/.exec(topic)
-  if (!m) return { ok: false, device: null, reason: `unexpected topic ${JSON.stringify(topic.slice(0, 200))}` }
-  const [, device, rest] = m as unknown as [string, string, string]
+  const match = /^sensors\/([^/]*)\/(.+)$/.exec(topic)
+  if (!match) return { ok: false, device: null, reason: `unexpected topic ${JSON.stringify(topic.slice(0, 200))}` }
+  const [, device, rest] = match as unknown as [string, string, string]
   if (!isDeviceId(device)) {
     return { ok: false, device: null, reason: `device id ${JSON.stringify(String(device).slice(0, 80))} not allowed (must match ^[a-z0-9][a-z0-9_-]{0,62}$)` }
   }

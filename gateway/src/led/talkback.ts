@@ -61,27 +61,28 @@ const RETRY_AFTER_CAP_MS = 3_600_000
  * at the longest pause.
  */
 export class TalkBackPoller {
-  private readonly o: TalkBackPollerOptions
+  private readonly opts: TalkBackPollerOptions
   private readonly now: () => number
   private readonly counter: Counter<'result'> | undefined
   private readonly abort = new AbortController()
   private loop: Promise<void> | undefined
   private failures = 0
-  private readonly st: TalkBackStatus
+  /** What `status()` reports, kept up to date as polls happen. */
+  private readonly pollStatus: TalkBackStatus
 
   constructor(opts: TalkBackPollerOptions) {
-    this.o = opts
+    this.opts = opts
     this.now = opts.now ?? Date.now
     this.counter = opts.registry
       ? new Counter({ name: 'ferry_talkback_polls_total', help: 'TalkBack queue polls by result (command, empty, skipped while the broker is down, error).', labelNames: ['result'] as const, registers: [opts.registry] })
       : undefined
-    this.st = { talkbackId: opts.talkbackId, state: 'starting', intervalMs: opts.intervalMs, polls: 0, commands: 0, lastPollAt: null, lastOkAt: null, lastCommandAt: null, lastError: null }
+    this.pollStatus = { talkbackId: opts.talkbackId, state: 'starting', intervalMs: opts.intervalMs, polls: 0, commands: 0, lastPollAt: null, lastOkAt: null, lastCommandAt: null, lastError: null }
   }
 
   /** Starts polling (the first poll happens at once). */
   start(): void {
     this.loop ??= this.run()
-    this.o.log.info({ talkback: this.o.talkbackId, intervalMs: this.o.intervalMs, url: this.o.baseUrl }, 'polling the TalkBack queue for LED commands')
+    this.opts.log.info({ talkback: this.opts.talkbackId, intervalMs: this.opts.intervalMs, url: this.opts.baseUrl }, 'polling the TalkBack queue for LED commands')
   }
 
   /** Stops; a poll in flight finishes first (at most the request timeout), so no dequeued command is lost. Idempotent. */
@@ -91,11 +92,11 @@ export class TalkBackPoller {
     let timer: NodeJS.Timeout | undefined
     await Promise.race([this.loop, new Promise<void>((r) => (timer = setTimeout(r, STOP_WAIT_MS)))])
     clearTimeout(timer)
-    this.st.state = 'stopped'
+    this.pollStatus.state = 'stopped'
   }
 
   status(): TalkBackStatus {
-    return { ...this.st, lastError: this.st.lastError ? { ...this.st.lastError } : null }
+    return { ...this.pollStatus, lastError: this.pollStatus.lastError ? { ...this.pollStatus.lastError } : null }
   }
 
   private async run(): Promise<void> {
@@ -103,8 +104,8 @@ export class TalkBackPoller {
     while (!signal.aborted) {
       const { outcome, delayMs } = await this.pollOnce().catch((err: unknown) => {
         // Defensive: a bug here must not end polling for good.
-        this.o.log.error({ err }, 'TalkBack poll failed unexpectedly; retrying')
-        return { outcome: 'error' as const, delayMs: this.o.intervalMs * 16 }
+        this.opts.log.error({ err }, 'TalkBack poll failed unexpectedly; retrying')
+        return { outcome: 'error' as const, delayMs: this.opts.intervalMs * 16 }
       })
       this.counter?.inc({ result: outcome })
       try {
@@ -117,15 +118,15 @@ export class TalkBackPoller {
 
   /** One poll; returns what happened and how long to wait before the next. */
   async pollOnce(): Promise<{ outcome: PollOutcome; delayMs: number }> {
-    const interval = this.o.intervalMs
+    const interval = this.opts.intervalMs
     const longest = interval * 16
-    if (!this.o.ready()) {
-      this.st.state = 'waiting-for-broker'
+    if (!this.opts.ready()) {
+      this.pollStatus.state = 'waiting-for-broker'
       return { outcome: 'skipped', delayMs: interval }
     }
-    const url = `${this.o.baseUrl}/talkbacks/${encodeURIComponent(this.o.talkbackId)}/commands/execute.json`
-    this.st.polls++
-    this.st.lastPollAt = this.now()
+    const url = `${this.opts.baseUrl}/talkbacks/${encodeURIComponent(this.opts.talkbackId)}/commands/execute.json`
+    this.pollStatus.polls++
+    this.pollStatus.lastPollAt = this.now()
     let status: number
     let body: string
     let headers: Headers
@@ -133,9 +134,9 @@ export class TalkBackPoller {
       const res = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body: new URLSearchParams({ api_key: this.o.apiKey }).toString(),
+        body: new URLSearchParams({ api_key: this.opts.apiKey }).toString(),
         // Not tied to stop(): a command the server has already dequeued must still be delivered.
-        signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000),
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
       })
       status = res.status
       headers = res.headers
@@ -147,84 +148,84 @@ export class TalkBackPoller {
     const retryAfter = parseRetryAfter(headers.get('retry-after') ?? undefined, this.now)
     const text = body.trim()
     if (status === 401 || status === 403 || (status === 200 && text === '-1')) {
-      this.st.state = 'auth-failed'
+      this.pollStatus.state = 'auth-failed'
       const msg = status === 200 ? 'answered -1 (the answer to a wrong key)' : `refused the key (${status}: ${serverMessage(status, {}, body)})`
-      const first = this.st.lastError?.status !== status
-      this.recordError(status, `TalkBack ${this.o.talkbackId} ${msg}`)
-      if (first) this.o.log.error({ talkback: this.o.talkbackId, status }, `TalkBack ${msg}; set FERRY_THINGSPEAK_TALKBACK_KEY to the TalkBack's API key. Retrying every ${Math.round(longest / 1000)} s`)
+      const first = this.pollStatus.lastError?.status !== status
+      this.recordError(status, `TalkBack ${this.opts.talkbackId} ${msg}`)
+      if (first) this.opts.log.error({ talkback: this.opts.talkbackId, status }, `TalkBack ${msg}; set FERRY_THINGSPEAK_TALKBACK_KEY to the TalkBack's API key. Retrying every ${Math.round(longest / 1000)} s`)
       this.failures++
       return { outcome: 'error', delayMs: longest }
     }
     if (status === 404) {
-      const first = this.st.lastError?.status !== 404
-      this.recordError(404, `TalkBack ${this.o.talkbackId} not found`)
-      if (first) this.o.log.error({ talkback: this.o.talkbackId }, `TalkBack ${this.o.talkbackId} not found (404); check FERRY_THINGSPEAK_TALKBACK_ID. Retrying every ${Math.round(longest / 1000)} s`)
-      this.st.state = 'backing-off'
+      const first = this.pollStatus.lastError?.status !== 404
+      this.recordError(404, `TalkBack ${this.opts.talkbackId} not found`)
+      if (first) this.opts.log.error({ talkback: this.opts.talkbackId }, `TalkBack ${this.opts.talkbackId} not found (404); check FERRY_THINGSPEAK_TALKBACK_ID. Retrying every ${Math.round(longest / 1000)} s`)
+      this.pollStatus.state = 'backing-off'
       this.failures++
       return { outcome: 'error', delayMs: longest }
     }
     if (status < 200 || status >= 300) return this.fail(status, serverMessage(status, {}, body), retryAfter, true)
 
     this.failures = 0
-    this.st.state = 'polling'
-    this.st.lastOkAt = this.now()
-    if (this.st.lastError) {
-      this.o.log.info({ talkback: this.o.talkbackId }, 'TalkBack answers again')
-      this.st.lastError = null
+    this.pollStatus.state = 'polling'
+    this.pollStatus.lastOkAt = this.now()
+    if (this.pollStatus.lastError) {
+      this.opts.log.info({ talkback: this.opts.talkbackId }, 'TalkBack answers again')
+      this.pollStatus.lastError = null
     }
     const command = readAnswer(text)
     if (command === 'empty') return { outcome: 'empty', delayMs: interval }
     if (command === 'unreadable') {
-      this.o.log.warn({ talkback: this.o.talkbackId, body: text.slice(0, 200) }, 'TalkBack answered something that is not a command; ignored')
+      this.opts.log.warn({ talkback: this.opts.talkbackId, body: text.slice(0, 200) }, 'TalkBack answered something that is not a command; ignored')
       return { outcome: 'error', delayMs: interval }
     }
-    this.st.commands++
-    this.st.lastCommandAt = this.now()
+    this.pollStatus.commands++
+    this.pollStatus.lastCommandAt = this.now()
     await this.deliver(command)
     return { outcome: 'command', delayMs: interval }
   }
 
-  private async deliver(c: TalkBackCommand): Promise<void> {
-    const raw = String(c.command_string ?? '')
-    const ref = c.id === undefined ? undefined : String(c.id)
-    const log = this.o.log
+  private async deliver(command: TalkBackCommand): Promise<void> {
+    const raw = String(command.command_string ?? '')
+    const ref = command.id === undefined ? undefined : String(command.id)
+    const log = this.opts.log
     const parsed = parseLedCommand(raw)
     if (!parsed.ok) {
-      const rec = this.o.relay.reject('talkback', raw, parsed.reason, ref)
-      log.warn({ talkback: this.o.talkbackId, commandId: ref, cmd: rec.cmd, reason: parsed.reason }, 'TalkBack command refused')
+      const rec = this.opts.relay.reject('talkback', raw, parsed.reason, ref)
+      log.warn({ talkback: this.opts.talkbackId, commandId: ref, cmd: rec.cmd, reason: parsed.reason }, 'TalkBack command refused')
       return
     }
-    const device = parsed.device ?? this.o.defaultDevice
+    const device = parsed.device ?? this.opts.defaultDevice
     if (!device) {
       const reason = 'no device named; send {"device":"<id>","brightness":N} or set FERRY_TALKBACK_DEFAULT_DEVICE'
-      const rec = this.o.relay.reject('talkback', raw, reason, ref)
-      log.warn({ talkback: this.o.talkbackId, commandId: ref, cmd: rec.cmd }, `TalkBack command refused: ${reason}`)
+      const rec = this.opts.relay.reject('talkback', raw, reason, ref)
+      log.warn({ talkback: this.opts.talkbackId, commandId: ref, cmd: rec.cmd }, `TalkBack command refused: ${reason}`)
       return
     }
     // The command's age counts from when it was queued in the cloud, so a command that waited while
     // the gateway was offline expires on time instead of being delivered late.
     const now = this.now()
-    const created = c.created_at ? Date.parse(c.created_at) : NaN
+    const created = command.created_at ? Date.parse(command.created_at) : NaN
     const since = Number.isFinite(created) && created <= now ? created : now
-    const expiresAt = parsed.expires ?? since + this.o.ttlMs
-    await this.o.relay.send({ device, brightness: parsed.brightness, expiresAt, source: 'talkback', raw, ...(ref ? { sourceRef: ref } : {}) }, { waitMs: 1000 })
+    const expiresAt = parsed.expires ?? since + this.opts.ttlMs
+    await this.opts.relay.send({ device, brightness: parsed.brightness, expiresAt, source: 'talkback', raw, ...(ref ? { sourceRef: ref } : {}) }, { waitMs: 1000 })
   }
 
   private fail(status: number | null, message: string, retryAfterMs: number | undefined, http: boolean): { outcome: PollOutcome; delayMs: number } {
     this.failures++
-    this.st.state = 'backing-off'
-    const interval = this.o.intervalMs
+    this.pollStatus.state = 'backing-off'
+    const interval = this.opts.intervalMs
     let delay = Math.min(interval * 16, interval * 2 ** this.failures)
     if (retryAfterMs !== undefined) delay = Math.max(delay, Math.min(retryAfterMs, RETRY_AFTER_CAP_MS))
     this.recordError(status, message)
     // One WARN per failure streak, then DEBUG: a cloud outage must not flood the log.
     const level = this.failures === 1 ? 'warn' : 'debug'
-    this.o.log[level]({ talkback: this.o.talkbackId, status, failures: this.failures, retryInMs: delay }, `TalkBack poll failed${http ? ` with HTTP ${status}` : ''}: ${message}; retrying (queued commands wait in the cloud)`)
+    this.opts.log[level]({ talkback: this.opts.talkbackId, status, failures: this.failures, retryInMs: delay }, `TalkBack poll failed${http ? ` with HTTP ${status}` : ''}: ${message}; retrying (queued commands wait in the cloud)`)
     return { outcome: 'error', delayMs: delay }
   }
 
   private recordError(status: number | null, message: string): void {
-    this.st.lastError = { status, message, at: this.now() }
+    this.pollStatus.lastError = { status, message, at: this.now() }
   }
 }
 
@@ -233,9 +234,9 @@ export function readAnswer(text: string): TalkBackCommand | 'empty' | 'unreadabl
   if (text === '' || text === '{}' || text === 'null' || text === '[]') return 'empty'
   if (text.startsWith('{')) {
     try {
-      const o = JSON.parse(text) as TalkBackCommand
-      if (typeof o.command_string === 'string') return o
-      return Object.keys(o).length === 0 ? 'empty' : 'unreadable'
+      const command = JSON.parse(text) as TalkBackCommand
+      if (typeof command.command_string === 'string') return command
+      return Object.keys(command).length === 0 ? 'empty' : 'unreadable'
     } catch {
       return 'unreadable'
     }

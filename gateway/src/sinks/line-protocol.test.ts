@@ -1,8 +1,8 @@
 import t from 'tap'
 import { encodeBatch, escapeKey, escapeMeasurement, nsFromUs, toLine } from './line-protocol.js'
-import type { Stored } from './types.js'
+import type { BufferedReading } from './types.js'
 
-function row(over: Partial<Stored> = {}): Stored {
+function row(over: Partial<BufferedReading> = {}): BufferedReading {
   return { id: 1, device: 'dev1', boot: 3, seq: 42, tsUs: 1_767_225_600_123_456, receivedAt: 0, pot: 2048, switch: 1, led: null, payload: '{}', ...over }
 }
 

@@ -10,7 +10,7 @@
  * float rounding can move a point (2^53 ns is only ~104 days; µs × 1000 exceeds it for any real
  * date).
  */
-import type { Stored } from './types.js'
+import type { BufferedReading } from './types.js'
 
 /** Default measurement name (the point shape in README.md#topics-and-payloads). */
 export const DEFAULT_MEASUREMENT = 'telemetry'
@@ -51,7 +51,7 @@ export function nsFromUs(tsUs: number): string {
  * One line (no trailing newline) for a reading. Throws LineProtocolError when a value cannot be
  * written (non-integer field, empty device id, newline in a name); the caller rejects that row.
  */
-export function toLine(row: Stored, measurement = DEFAULT_MEASUREMENT): string {
+export function toLine(row: BufferedReading, measurement = DEFAULT_MEASUREMENT): string {
   return lineWith(row, seriesKey(measurement, row.device))
 }
 
@@ -62,17 +62,17 @@ function seriesKey(measurement: string, device: string): string {
   return `${escapeMeasurement(measurement)},device=${escapeKey(device)}`
 }
 
-function lineWith(row: Stored, key: string): string {
+function lineWith(row: BufferedReading, key: string): string {
   const led = row.led !== null && row.led !== undefined ? `,${int('led', row.led)}` : ''
   return `${key} ${int('pot', row.pot)},${int('switch', row.switch)},${int('seq', row.seq)},${int('boot', row.boot)}${led} ${nsFromUs(row.tsUs)}`
 }
 
 /** Encodes a batch: lines for the rows that can be written, and rejections for those that cannot. */
-export function encodeBatch(rows: readonly Stored[], measurement = DEFAULT_MEASUREMENT): {
-  ok: { row: Stored; line: string }[]
+export function encodeBatch(rows: readonly BufferedReading[], measurement = DEFAULT_MEASUREMENT): {
+  ok: { row: BufferedReading; line: string }[]
   bad: { id: number; reason: string }[]
 } {
-  const ok: { row: Stored; line: string }[] = []
+  const ok: { row: BufferedReading; line: string }[] = []
   const bad: { id: number; reason: string }[] = []
   // A backlog batch holds thousands of readings from a few devices: escape each series key once.
   const keys = new Map<string, string>()

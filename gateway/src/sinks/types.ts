@@ -8,10 +8,10 @@
  * `close` is called once, after the last `write` has settled, and must be idempotent.
  */
 
-import type { Stored } from '../buffer/index.js'
+import type { BufferedReading } from '../buffer/index.js'
 
 /** A batch hands the sink buffered readings as the buffer stores them. */
-export type { Stored }
+export type { BufferedReading }
 
 /**
  * What happened to a batch. Ids in none of the lists count as retryable (a sink bug can't lose data).
@@ -49,7 +49,7 @@ export interface Sink {
    * Delivers a batch, oldest first. Resolves with a result for every answer the server gave;
    * throws only on transport failure (timeout, DNS, TLS, connection refused), which the drainer retries.
    */
-  write(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult>
+  write(batch: readonly BufferedReading[], signal: AbortSignal): Promise<WriteResult>
   /**
    * Optional: called once before the first write after a (re)start, to learn what the remote
    * already holds. ThingSpeak uses it to skip entries that a crash made it send twice.

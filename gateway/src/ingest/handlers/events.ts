@@ -15,10 +15,10 @@ const OTA_FIELD_RULES: Record<string, string> = {
   reason: 'must be a string of at most 512 characters',
 }
 
-/** Why `o` is not a valid OTA report, or undefined when it is one. */
-function otaReportProblem(o: Record<string, unknown>): string | undefined {
-  if (checkOtaReport.Check(o)) return undefined
-  const first = [...checkOtaReport.Errors(o)][0]
+/** Why `report` is not a valid OTA report, or undefined when it is one. */
+function otaReportProblem(report: Record<string, unknown>): string | undefined {
+  if (checkOtaReport.Check(report)) return undefined
+  const first = [...checkOtaReport.Errors(report)][0]
   if (!first) return 'not a valid ota/status report'
   // Errors on the object itself: a missing required field or an unknown one.
   if (first.instancePath === '') return first.message
@@ -41,21 +41,21 @@ export function handleEvent(topic: string, device: string, kind: Kind, payload: 
     // An empty retained payload clears the retained status; nothing to record.
     return text === 'online' || text === 'offline' ? event() : dead('status must be "online" or "offline"')
   }
-  let o: Record<string, unknown>
+  let fields: Record<string, unknown>
   try {
-    const v: unknown = JSON.parse(text)
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return dead(`${kind} must be a JSON object`)
-    o = v as Record<string, unknown>
+    const parsed: unknown = JSON.parse(text)
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return dead(`${kind} must be a JSON object`)
+    fields = parsed as Record<string, unknown>
   } catch (err) {
     return dead(`not JSON: ${(err as Error).message}`)
   }
   if (kind === 'led_state') {
-    if (typeof o.brightness !== 'number' || !Number.isInteger(o.brightness) || o.brightness < 0 || o.brightness > 100) {
+    if (typeof fields.brightness !== 'number' || !Number.isInteger(fields.brightness) || fields.brightness < 0 || fields.brightness > 100) {
       return dead('"brightness" must be an integer 0..100')
     }
-    if (o.cmd !== undefined && (typeof o.cmd !== 'string' || o.cmd.length > 64)) return dead('"cmd" must be a string of at most 64 characters')
+    if (fields.cmd !== undefined && (typeof fields.cmd !== 'string' || fields.cmd.length > 64)) return dead('"cmd" must be a string of at most 64 characters')
     return event()
   }
-  const problem = otaReportProblem(o)
+  const problem = otaReportProblem(fields)
   return problem === undefined ? event() : dead(problem)
 }

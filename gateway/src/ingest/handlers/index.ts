@@ -9,15 +9,15 @@ import { handleEvent } from './events.js'
  */
 export function toIngestItem(topic: string, payload: Buffer, receivedAt: number, maxPayloadBytes: number): IngestItem {
   try {
-    const t = parseTopic(topic)
-    if (!t.ok) return { type: 'dead', topic, device: t.device, reason: t.reason, payload, receivedAt }
-    switch (t.kind) {
+    const parsed = parseTopic(topic)
+    if (!parsed.ok) return { type: 'dead', topic, device: parsed.device, reason: parsed.reason, payload, receivedAt }
+    switch (parsed.kind) {
       case 'telemetry':
-        return handleTelemetry(topic, t.device, payload, receivedAt, maxPayloadBytes)
+        return handleTelemetry(topic, parsed.device, payload, receivedAt, maxPayloadBytes)
       case 'status':
       case 'led_state':
       case 'ota_status':
-        return handleEvent(topic, t.device, t.kind, payload, receivedAt, maxPayloadBytes)
+        return handleEvent(topic, parsed.device, parsed.kind, payload, receivedAt, maxPayloadBytes)
     }
   } catch (err) {
     // Defensive: a handler bug must not lose the message or crash ingest.

@@ -14,31 +14,32 @@ function isUint(v: unknown, max = MAX_SAFE): v is number {
 export function handleTelemetry(topic: string, device: string, payload: Buffer, receivedAt: number, maxBytes: number): ReadingIn | DeadIn {
   const dead = (reason: string): DeadIn => ({ type: 'dead', topic, device, reason, payload, receivedAt })
   if (payload.length > maxBytes) return dead(`payload is ${payload.length} bytes, more than FERRY_INGEST_MAX_PAYLOAD_BYTES=${maxBytes}`)
-  let v: unknown
+  let parsed: unknown
   try {
-    v = JSON.parse(payload.toString('utf8'))
+    parsed = JSON.parse(payload.toString('utf8'))
   } catch (err) {
     return dead(`not JSON: ${(err as Error).message}`)
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return dead('telemetry must be a JSON object')
-  const o = v as Record<string, unknown>
-  if (!isUint(o.seq)) return dead('"seq" must be an unsigned integer')
-  if (!isUint(o.boot)) return dead('"boot" must be an unsigned integer')
-  if (!isUint(o.pot, 4095)) return dead('"pot" must be an integer 0..4095')
-  if (o.switch !== 0 && o.switch !== 1) return dead('"switch" must be 0 or 1')
-  if (o.led !== undefined && !isUint(o.led, 100)) return dead('"led" must be an integer 0..100 when present')
-  if (o.ts !== undefined && !isUint(o.ts)) return dead('"ts" must be epoch milliseconds when present')
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return dead('telemetry must be a JSON object')
+  const fields = parsed as Record<string, unknown>
+  if (!isUint(fields.seq)) return dead('"seq" must be an unsigned integer')
+  if (!isUint(fields.boot)) return dead('"boot" must be an unsigned integer')
+  const { boot, seq } = fields
+  if (!isUint(fields.pot, 4095)) return dead('"pot" must be an integer 0..4095')
+  if (fields.switch !== 0 && fields.switch !== 1) return dead('"switch" must be 0 or 1')
+  if (fields.led !== undefined && !isUint(fields.led, 100)) return dead('"led" must be an integer 0..100 when present')
+  if (fields.ts !== undefined && !isUint(fields.ts)) return dead('"ts" must be epoch milliseconds when present')
   return {
     type: 'reading',
     topic,
     device,
-    boot: o.boot,
-    seq: o.seq,
-    tsMs: o.ts as number | undefined,
+    boot,
+    seq,
+    tsMs: fields.ts as number | undefined,
     receivedAt,
-    pot: o.pot,
-    switch: o.switch,
-    led: (o.led as number | undefined) ?? null,
+    pot: fields.pot,
+    switch: fields.switch,
+    led: (fields.led as number | undefined) ?? null,
     payload,
   }
 }

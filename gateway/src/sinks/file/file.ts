@@ -40,7 +40,7 @@ import { dirname } from 'node:path'
 import { ConfigError, FerryError } from '../../../../common/src/errors.js'
 import { resolveDeps, type SinkDeps } from '../deps.js'
 import { encodeBatch } from '../line-protocol.js'
-import type { Sink, Stored, WriteResult } from '../types.js'
+import type { BufferedReading, Sink, WriteResult } from '../types.js'
 import type { FileConfig } from './config.js'
 
 /**
@@ -58,7 +58,7 @@ export class FileSink implements Sink {
   readonly maxBatch: number
   private fh: FileHandle | undefined
   /** Identity of the open file, to notice it being moved or deleted. */
-  private id: { dev: number; ino: number } | undefined
+  private fileIdentity: { dev: number; ino: number } | undefined
   /** Bytes in the open file, all whole lines. */
   private size = 0
   /**
@@ -95,14 +95,14 @@ export class FileSink implements Sink {
    * holds from before a crash are accepted without writing them again; a disk error (ENOSPC, EIO)
    * throws and the drainer retries, so nothing is counted as written unless it reached disk.
    */
-  async write(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult> {
+  async write(batch: readonly BufferedReading[], signal: AbortSignal): Promise<WriteResult> {
     signal.throwIfAborted()
     // Invariant (a programming bug if broken): the drainer closes a sink only after its last write.
     if (this.closed) throw new Error('file sink is closed')
     const { ok, bad } = encodeBatch(batch)
     const result: WriteResult = { accepted: [], retryable: [], rejected: bad }
     if (ok.length === 0) return result
-    let cur = await this.handle()
+    let file = await this.handle()
     let held = 0
     if (this.replay) while (held < ok.length && this.replay.has(ok[held]!.line)) held++
     const fresh = held === 0 ? ok : ok.slice(held)
@@ -111,14 +111,14 @@ export class FileSink implements Sink {
       const data = Buffer.from(fresh.map((x) => x.line).join('\n') + '\n')
       if (this.size > 0 && this.size + data.length > this.cfg.FERRY_FILE_MAX_BYTES) {
         await this.rotate()
-        cur = await this.handle()
+        file = await this.handle()
       }
       const before = this.size
       try {
-        await writeAll(cur, data)
-        await cur.sync()
+        await writeAll(file, data)
+        await file.sync()
       } catch (err) {
-        await this.undo(cur, before)
+        await this.undo(file, before)
         throw err
       }
       this.size += data.length
@@ -156,13 +156,13 @@ export class FileSink implements Sink {
     const path = this.cfg.FERRY_FILE_PATH
     const fh = await open(path, 'a+', 0o640)
     try {
-      const st = await fh.stat()
-      const { size, lines } = await this.repairTail(fh, st.size)
+      const stats = await fh.stat()
+      const { size, lines } = await this.repairTail(fh, stats.size)
       // Lines a killed gateway wrote may still sit in the page cache only: make them durable before
       // counting them as delivered, and the file's name too (it may have just been created).
       await fh.sync()
       await syncDir(dirname(path))
-      this.id = { dev: st.dev, ino: st.ino }
+      this.fileIdentity = { dev: stats.dev, ino: stats.ino }
       this.size = size
       this.replay = lines.length > 0 ? new Set(lines) : undefined
       this.fh = fh
@@ -217,8 +217,8 @@ export class FileSink implements Sink {
 
   private async stillAtPath(): Promise<boolean> {
     try {
-      const st = await stat(this.cfg.FERRY_FILE_PATH)
-      return st.dev === this.id?.dev && st.ino === this.id.ino
+      const stats = await stat(this.cfg.FERRY_FILE_PATH)
+      return stats.dev === this.fileIdentity?.dev && stats.ino === this.fileIdentity.ino
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
       throw err
@@ -228,7 +228,7 @@ export class FileSink implements Sink {
   private async reset(): Promise<void> {
     const fh = this.fh
     this.fh = undefined
-    this.id = undefined
+    this.fileIdentity = undefined
     this.replay = undefined
     this.dirtyFrom = undefined
     await fh?.close().catch(() => undefined)
@@ -236,18 +236,18 @@ export class FileSink implements Sink {
 
   private async rotate(): Promise<void> {
     await this.reset()
-    const p = this.cfg.FERRY_FILE_PATH
+    const path = this.cfg.FERRY_FILE_PATH
     const keep = this.cfg.FERRY_FILE_KEEP
     if (keep === 0) {
-      await rm(p, { force: true })
+      await rm(path, { force: true })
     } else {
-      await rm(`${p}.${keep}`, { force: true })
+      await rm(`${path}.${keep}`, { force: true })
       for (let i = keep - 1; i >= 1; i--) {
-        if (await exists(`${p}.${i}`)) await rename(`${p}.${i}`, `${p}.${i + 1}`)
+        if (await exists(`${path}.${i}`)) await rename(`${path}.${i}`, `${path}.${i + 1}`)
       }
-      await rename(p, `${p}.1`)
+      await rename(path, `${path}.1`)
     }
-    this.deps.log.info({ path: p, keep }, 'file sink rotated')
+    this.deps.log.info({ path, keep }, 'file sink rotated')
   }
 }
 
@@ -262,15 +262,15 @@ async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
 
 /** fsyncs a folder so a file created or renamed in it survives a power cut (where the OS allows). */
 async function syncDir(dir: string): Promise<void> {
-  let d: FileHandle | undefined
+  let dirHandle: FileHandle | undefined
   try {
-    d = await open(dir, 'r')
-    await d.sync()
+    dirHandle = await open(dir, 'r')
+    await dirHandle.sync()
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EACCES') throw err
   } finally {
-    await d?.close().catch(() => undefined)
+    await dirHandle?.close().catch(() => undefined)
   }
 }
 

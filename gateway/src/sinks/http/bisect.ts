@@ -64,14 +64,14 @@ export async function writeBisecting<R extends { id: number }>(
       return stop(chunk, { errorClass: 'bisect_limit', errorMessage: `stopped after ${requests} requests while isolating refused rows; the rest is sent next time` })
     }
     requests++
-    let v: HttpVerdict
+    let verdict: HttpVerdict
     try {
-      v = await send(chunk)
+      verdict = await send(chunk)
     } catch (err) {
       if (settled === 0 || signal.aborted) throw err
       return stop(chunk, { errorClass: 'network', errorMessage: (err as Error).message })
     }
-    switch (v.kind) {
+    switch (verdict.kind) {
       case 'accepted':
         for (const r of chunk) result.accepted.push(r.id)
         settled += chunk.length
@@ -79,8 +79,8 @@ export async function writeBisecting<R extends { id: number }>(
       case 'rejected':
       case 'split':
         if (chunk.length === 1) {
-          const why = v.kind === 'split' ? `row is larger than the server accepts in one request (413): ${v.reason}` : v.reason
-          result.rejected.push({ id: (chunk[0] as R).id, reason: `${prefix(v.status)}${why}` })
+          const why = verdict.kind === 'split' ? `row is larger than the server accepts in one request (413): ${verdict.reason}` : verdict.reason
+          result.rejected.push({ id: (chunk[0] as R).id, reason: `${prefix(verdict.status)}${why}` })
           settled++
         } else {
           const mid = Math.ceil(chunk.length / 2)
@@ -88,12 +88,12 @@ export async function writeBisecting<R extends { id: number }>(
         }
         break
       case 'auth':
-        return stop(chunk, { authError: v.reason, errorClass: v.errorClass, errorMessage: v.reason })
+        return stop(chunk, { authError: verdict.reason, errorClass: verdict.errorClass, errorMessage: verdict.reason })
       case 'retry':
         return stop(chunk, {
-          errorClass: v.errorClass,
-          errorMessage: v.reason,
-          ...(v.retryAfterMs !== undefined ? { retryAfterMs: v.retryAfterMs } : {}),
+          errorClass: verdict.errorClass,
+          errorMessage: verdict.reason,
+          ...(verdict.retryAfterMs !== undefined ? { retryAfterMs: verdict.retryAfterMs } : {}),
         })
     }
   }
@@ -107,18 +107,18 @@ export async function writeBisecting<R extends { id: number }>(
  */
 export function chunkBySize<R>(rows: readonly R[], size: (r: R) => number, maxBytes: number, maxRows = Infinity): R[][] {
   const out: R[][] = []
-  let cur: R[] = []
+  let group: R[] = []
   let bytes = 0
   for (const r of rows) {
-    const n = size(r)
-    if (cur.length > 0 && (bytes + n > maxBytes || cur.length >= maxRows)) {
-      out.push(cur)
-      cur = []
+    const rowBytes = size(r)
+    if (group.length > 0 && (bytes + rowBytes > maxBytes || group.length >= maxRows)) {
+      out.push(group)
+      group = []
       bytes = 0
     }
-    cur.push(r)
-    bytes += n
+    group.push(r)
+    bytes += rowBytes
   }
-  if (cur.length) out.push(cur)
+  if (group.length) out.push(group)
   return out
 }

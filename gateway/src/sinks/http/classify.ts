@@ -91,12 +91,12 @@ export function classifyHttp(status: number, headers: HeaderBag, body: string, o
  */
 export function parseRetryAfter(value: string | undefined, now: () => number = Date.now): number | undefined {
   if (value === undefined) return undefined
-  const v = value.trim()
-  if (v === '') return undefined
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000)
+  const text = value.trim()
+  if (text === '') return undefined
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000)
   // Only accept something that looks like a date; Date.parse is lenient with plain numbers and words.
-  if (!/[a-z]/i.test(v) || !/\d{4}/.test(v)) return undefined
-  const at = Date.parse(v)
+  if (!/[a-z]/i.test(text) || !/\d{4}/.test(text)) return undefined
+  const at = Date.parse(text)
   if (Number.isNaN(at)) return undefined
   return Math.max(0, at - now())
 }
@@ -127,26 +127,26 @@ export function serverMessage(status: number, headers: HeaderBag, body: string):
   return msg.length > MAX_REASON ? `${msg.slice(0, MAX_REASON)}…` : msg
 }
 
-function messageFromJson(j: unknown): string | undefined {
-  if (typeof j !== 'object' || j === null) return undefined
-  const o = j as Record<string, unknown>
-  if (typeof o.error === 'object' && o.error !== null) {
-    const e = o.error as Record<string, unknown>
-    return [e.error_code, e.message, e.details].filter((x) => typeof x === 'string' && x).join(': ') || undefined
+function messageFromJson(json: unknown): string | undefined {
+  if (typeof json !== 'object' || json === null) return undefined
+  const body = json as Record<string, unknown>
+  if (typeof body.error === 'object' && body.error !== null) {
+    const detail = body.error as Record<string, unknown>
+    return [detail.error_code, detail.message, detail.details].filter((x) => typeof x === 'string' && x).join(': ') || undefined
   }
-  if (typeof o.error === 'string') {
-    if (Array.isArray(o.data) && o.data.length > 0) {
-      const lines = (o.data as Record<string, unknown>[])
+  if (typeof body.error === 'string') {
+    if (Array.isArray(body.data) && body.data.length > 0) {
+      const lines = (body.data as Record<string, unknown>[])
         .slice(0, 5)
         .map((d) => `line ${String(d.line_number)}: ${String(d.error_message)}`)
-      return `${o.error} (${lines.join('; ')}${o.data.length > 5 ? '; …' : ''})`
+      return `${body.error} (${lines.join('; ')}${body.data.length > 5 ? '; …' : ''})`
     }
-    if (typeof o.data === 'object' && o.data !== null) {
-      const d = o.data as Record<string, unknown>
-      return `${o.error} (line ${String(d.line_number)}: ${String(d.error_message)})`
+    if (typeof body.data === 'object' && body.data !== null) {
+      const data = body.data as Record<string, unknown>
+      return `${body.error} (line ${String(data.line_number)}: ${String(data.error_message)})`
     }
-    return o.error
+    return body.error
   }
-  if (typeof o.message === 'string') return typeof o.code === 'string' ? `${o.code}: ${o.message}` : o.message
+  if (typeof body.message === 'string') return typeof body.code === 'string' ? `${body.code}: ${body.message}` : body.message
   return undefined
 }

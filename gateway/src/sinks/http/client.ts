@@ -44,16 +44,16 @@ export class HttpClient {
   private closed = false
 
   constructor(opts: HttpClientOptions) {
-    let u: URL
+    let url: URL
     try {
-      u = new URL(opts.url)
+      url = new URL(opts.url)
     } catch {
       throw new ConfigError(`${opts.label} URL ${JSON.stringify(opts.url)} is not a valid URL; use e.g. https://host:8086`)
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new ConfigError(`${opts.label} URL ${opts.url} must start with http:// or https://`)
     }
-    if (u.username || u.password) {
+    if (url.username || url.password) {
       throw new ConfigError(`${opts.label} URL must not contain credentials; use the token/user/password settings instead`)
     }
     let ca: Buffer | undefined
@@ -64,10 +64,10 @@ export class HttpClient {
         throw new ConfigError(`cannot read the CA file ${opts.caFile} (${opts.caEnvName ?? 'CA'}): ${(err as Error).message}; point it at a PEM file`, { cause: err })
       }
     }
-    this.origin = u.origin
-    this.basePath = u.pathname.replace(/\/+$/, '')
+    this.origin = url.origin
+    this.basePath = url.pathname.replace(/\/+$/, '')
     this.label = opts.label
-    this.pool = new Pool(u.origin, {
+    this.pool = new Pool(url.origin, {
       connections: opts.connections ?? 2,
       keepAliveTimeout: opts.keepAliveMs ?? 30_000,
       connectTimeout: opts.timeoutMs,

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { loadEnv } from '../../../../common/src/config/env.js'
 import { makePki } from '../../../../test/helpers/pki.js'
 import { sinkContract, makeRows, type Delivered } from '../../../../test/sink-contract.js'
-import type { Stored } from '../types.js'
+import type { BufferedReading } from '../types.js'
 import { influxConfigSchema, type InfluxConfig } from './config.js'
 import { createInfluxSink } from './influxdb.js'
 import { startFakeInflux, type FakeInflux, type FakeInfluxOptions } from '../../../../test/fakes/influxdb.js'
@@ -43,7 +43,7 @@ async function setup(t: Test, version: 1 | 2 | 3, env: Record<string, string> = 
 }
 
 /** 100 rows without led, except the one at `bad`, whose led will conflict with a float-typed led. */
-function batchWithOneConflict(bad: number): Stored[] {
+function batchWithOneConflict(bad: number): BufferedReading[] {
   return makeRows(100, { spacingMs: 1000 }).map((r, i) => ({ ...r, led: i === bad ? 5 : null }))
 }
 

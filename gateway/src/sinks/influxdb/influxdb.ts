@@ -21,14 +21,14 @@ import { chunkBySize, writeBisecting } from '../http/bisect.js'
 import { resolveDeps, type SinkDeps } from '../deps.js'
 import { HttpClient } from '../http/client.js'
 import { encodeBatch } from '../line-protocol.js'
-import type { Sink, Stored, WriteResult } from '../types.js'
+import type { BufferedReading, Sink, WriteResult } from '../types.js'
 import { checkInfluxConfig, type InfluxConfig } from './config.js'
 
 const gzipAsync = promisify(gzip)
 
 interface Encoded {
   id: number
-  row: Stored
+  row: BufferedReading
   line: string
 }
 
@@ -56,7 +56,7 @@ export class InfluxSink implements Sink {
     })
   }
 
-  async write(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult> {
+  async write(batch: readonly BufferedReading[], signal: AbortSignal): Promise<WriteResult> {
     signal.throwIfAborted()
     const { ok, bad } = encodeBatch(batch, this.cfg.FERRY_INFLUX_MEASUREMENT)
     const result: WriteResult = { accepted: [], retryable: [], rejected: [...bad] }
@@ -64,26 +64,26 @@ export class InfluxSink implements Sink {
     // Stay under the server's body limit before it has to tell us with a 413.
     const chunks = chunkBySize(items, (x) => Buffer.byteLength(x.line) + 1, this.cfg.FERRY_INFLUX_MAX_BODY_BYTES)
     for (let i = 0; i < chunks.length; i++) {
-      let r: WriteResult
+      let chunkResult: WriteResult
       try {
-        r = await writeBisecting(chunks[i] as Encoded[], (part) => this.post(part, signal), signal, {
+        chunkResult = await writeBisecting(chunks[i] as Encoded[], (part) => this.post(part, signal), signal, {
           reasonPrefix: (s) => `InfluxDB ${s}: `,
         })
       } catch (err) {
         // Earlier chunks were delivered: report them rather than have them sent again.
         if (result.accepted.length === 0 || signal.aborted) throw err
-        r = { accepted: [], rejected: [], retryable: (chunks[i] as Encoded[]).map((x) => x.id), errorClass: 'network', errorMessage: (err as Error).message }
+        chunkResult = { accepted: [], rejected: [], retryable: (chunks[i] as Encoded[]).map((x) => x.id), errorClass: 'network', errorMessage: (err as Error).message }
       }
-      result.accepted.push(...r.accepted)
-      result.rejected.push(...r.rejected)
-      if (r.retryable.length) {
-        result.retryable.push(...r.retryable)
+      result.accepted.push(...chunkResult.accepted)
+      result.rejected.push(...chunkResult.rejected)
+      if (chunkResult.retryable.length) {
+        result.retryable.push(...chunkResult.retryable)
         for (const rest of chunks.slice(i + 1)) for (const x of rest) result.retryable.push(x.id)
         for (const k of ['retryAfterMs', 'authError', 'errorClass', 'errorMessage'] as const) {
-          if (r[k] !== undefined) (result as unknown as Record<string, unknown>)[k] = r[k]
+          if (chunkResult[k] !== undefined) (result as unknown as Record<string, unknown>)[k] = chunkResult[k]
         }
-        if (r.authError) {
-          result.authError = `InfluxDB refused the credentials (${r.errorClass ?? 'auth'}) at ${this.http.origin}: ${r.authError}; ${this.credentialHint()}. Readings stay buffered.`
+        if (chunkResult.authError) {
+          result.authError = `InfluxDB refused the credentials (${chunkResult.errorClass ?? 'auth'}) at ${this.http.origin}: ${chunkResult.authError}; ${this.credentialHint()}. Readings stay buffered.`
         }
         break
       }
@@ -133,29 +133,29 @@ export class InfluxSink implements Sink {
   }
 
   private target(): { path: string; query: Record<string, string | undefined> } {
-    const c = this.cfg
-    switch (c.FERRY_INFLUX_VERSION) {
+    const cfg = this.cfg
+    switch (cfg.FERRY_INFLUX_VERSION) {
       case 1:
         // `precision=n`: 1.x /write takes n,u,ms,s,m,h; "us" is rejected there
         // (docs/cloud-apis.md#influxdb-1x-write).
-        return { path: '/write', query: { db: c.FERRY_INFLUX_DB, rp: c.FERRY_INFLUX_RP, precision: 'n' } }
+        return { path: '/write', query: { db: cfg.FERRY_INFLUX_DB, rp: cfg.FERRY_INFLUX_RP, precision: 'n' } }
       case 2:
-        return { path: '/api/v2/write', query: { org: c.FERRY_INFLUX_ORG, bucket: c.FERRY_INFLUX_BUCKET, precision: 'ns' } }
+        return { path: '/api/v2/write', query: { org: cfg.FERRY_INFLUX_ORG, bucket: cfg.FERRY_INFLUX_BUCKET, precision: 'ns' } }
       case 3:
         return {
           path: '/api/v3/write_lp',
-          query: { db: c.FERRY_INFLUX_DB, precision: 'nanosecond', accept_partial: String(c.FERRY_INFLUX_ACCEPT_PARTIAL) },
+          query: { db: cfg.FERRY_INFLUX_DB, precision: 'nanosecond', accept_partial: String(cfg.FERRY_INFLUX_ACCEPT_PARTIAL) },
         }
     }
   }
 
   private authHeaders(): Record<string, string> {
-    const c = this.cfg
-    if (c.FERRY_INFLUX_VERSION === 1 && c.FERRY_INFLUX_USER && c.FERRY_INFLUX_PASSWORD) {
-      return { authorization: `Basic ${Buffer.from(`${c.FERRY_INFLUX_USER}:${c.FERRY_INFLUX_PASSWORD}`).toString('base64')}` }
+    const cfg = this.cfg
+    if (cfg.FERRY_INFLUX_VERSION === 1 && cfg.FERRY_INFLUX_USER && cfg.FERRY_INFLUX_PASSWORD) {
+      return { authorization: `Basic ${Buffer.from(`${cfg.FERRY_INFLUX_USER}:${cfg.FERRY_INFLUX_PASSWORD}`).toString('base64')}` }
     }
-    if (!c.FERRY_INFLUX_TOKEN) return {}
-    return { authorization: `${c.FERRY_INFLUX_VERSION === 3 ? 'Bearer' : 'Token'} ${c.FERRY_INFLUX_TOKEN}` }
+    if (!cfg.FERRY_INFLUX_TOKEN) return {}
+    return { authorization: `${cfg.FERRY_INFLUX_VERSION === 3 ? 'Bearer' : 'Token'} ${cfg.FERRY_INFLUX_TOKEN}` }
   }
 
   private credentialHint(): string {

@@ -13,7 +13,7 @@
  *   previously written entry share a second), because ThingSpeak requires unique timestamps per
  *   channel and does not overwrite.
  */
-import type { Stored } from '../types.js'
+import type { BufferedReading } from '../types.js'
 
 /** One bulk_update entry plus the buffer rows it stands for. */
 export interface Entry {
@@ -24,59 +24,59 @@ export interface Entry {
   pot: number
   switch: number
   led: number | null
-  rows: Stored[]
+  rows: BufferedReading[]
 }
 
 /** Window index of a reading. */
-export const windowOf = (row: Stored, windowMs: number): number => Math.floor(row.tsUs / 1000 / windowMs)
+export const windowOf = (row: BufferedReading, windowMs: number): number => Math.floor(row.tsUs / 1000 / windowMs)
 
 /** A reading's time in whole seconds. */
-export const secondOf = (row: Stored): number => Math.floor(row.tsUs / 1_000_000)
+export const secondOf = (row: BufferedReading): number => Math.floor(row.tsUs / 1_000_000)
 
 /**
  * Groups rows (given in buffer order) into entries per channel, ordered by `created_at`, with
  * timestamps made unique and above `after` (the newest second the channel already holds, if known).
  */
-export function aggregate(rows: readonly Stored[], channelOf: (row: Stored) => string, windowMs: number, after: (channelId: string) => number | undefined): Map<string, Entry[]> {
+export function aggregate(rows: readonly BufferedReading[], channelOf: (row: BufferedReading) => string, windowMs: number, after: (channelId: string) => number | undefined): Map<string, Entry[]> {
   const groups = new Map<string, Entry>()
   for (const row of rows) {
     const channelId = channelOf(row)
     const key = `${channelId}\u0000${row.device}\u0000${windowOf(row, windowMs)}`
-    let e = groups.get(key)
-    if (!e) {
-      e = { channelId, device: row.device, createdAtS: 0, pot: row.pot, switch: row.switch, led: null, rows: [] }
-      groups.set(key, e)
+    let entry = groups.get(key)
+    if (!entry) {
+      entry = { channelId, device: row.device, createdAtS: 0, pot: row.pot, switch: row.switch, led: null, rows: [] }
+      groups.set(key, entry)
     }
-    e.rows.push(row)
+    entry.rows.push(row)
   }
   const byChannel = new Map<string, Entry[]>()
-  for (const e of groups.values()) {
+  for (const entry of groups.values()) {
     // Rows of one device are in increasing time order (ingest makes tsUs strictly increasing per
     // device), but sort anyway so "last" means latest, whatever order the batch came in.
-    e.rows.sort((a, b) => a.tsUs - b.tsUs || a.id - b.id)
-    const last = e.rows[e.rows.length - 1] as Stored
-    e.pot = last.pot
-    e.switch = Math.max(...e.rows.map((r) => r.switch))
-    const withLed = e.rows.filter((r) => r.led !== null && r.led !== undefined)
-    e.led = withLed.length ? (withLed[withLed.length - 1] as Stored).led : null
-    e.createdAtS = secondOf(last)
-    e.rows.sort((a, b) => a.id - b.id)
-    const list = byChannel.get(e.channelId) ?? []
-    list.push(e)
-    byChannel.set(e.channelId, list)
+    entry.rows.sort((a, b) => a.tsUs - b.tsUs || a.id - b.id)
+    const last = entry.rows[entry.rows.length - 1] as BufferedReading
+    entry.pot = last.pot
+    entry.switch = Math.max(...entry.rows.map((r) => r.switch))
+    const withLed = entry.rows.filter((r) => r.led !== null && r.led !== undefined)
+    entry.led = withLed.length ? (withLed[withLed.length - 1] as BufferedReading).led : null
+    entry.createdAtS = secondOf(last)
+    entry.rows.sort((a, b) => a.id - b.id)
+    const list = byChannel.get(entry.channelId) ?? []
+    list.push(entry)
+    byChannel.set(entry.channelId, list)
   }
   for (const [channelId, list] of byChannel) {
-    list.sort((a, b) => a.createdAtS - b.createdAtS || (a.rows[0] as Stored).id - (b.rows[0] as Stored).id)
+    list.sort((a, b) => a.createdAtS - b.createdAtS || (a.rows[0] as BufferedReading).id - (b.rows[0] as BufferedReading).id)
     let prev = after(channelId) ?? -Infinity
-    for (const e of list) {
-      if (e.createdAtS <= prev) e.createdAtS = prev + 1
-      prev = e.createdAtS
+    for (const entry of list) {
+      if (entry.createdAtS <= prev) entry.createdAtS = prev + 1
+      prev = entry.createdAtS
     }
   }
   return byChannel
 }
 
 /** ISO 8601 UTC with whole seconds, as the bulk API examples show (`2018-01-30T15:26:02Z`). */
-export function isoSeconds(s: number): string {
-  return new Date(s * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')
+export function isoSeconds(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')
 }

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import { loadEnv } from '../../../../common/src/config/env.js'
 import { sinkContract, makeRows, type Delivered } from '../../../../test/sink-contract.js'
-import type { Stored } from '../types.js'
+import type { BufferedReading } from '../types.js'
 import { thingspeakConfigSchema, type ThingSpeakConfig } from './config.js'
 import { createThingSpeakSink } from './thingspeak.js'
 import { startFakeThingSpeak, type FakeThingSpeak, type FakeThingSpeakOptions, type TsEntry } from '../../../../test/fakes/thingspeak.js'
@@ -90,7 +90,7 @@ t.test('aggregates each device per window: last pot, max switch, last LED; creat
   const { f, sink } = await setup(t, { FERRY_THINGSPEAK_WINDOW_MS: '30000' })
   // Two devices, one reading per second each, for 60 s: two windows of 30 s per device.
   const t0 = Date.UTC(2026, 0, 1, 12, 0, 0) * 1000
-  const rows: Stored[] = []
+  const rows: BufferedReading[] = []
   let id = 1
   for (let s = 0; s < 60; s++) {
     for (const device of ['dev1', 'dev2']) {
@@ -196,7 +196,7 @@ t.test('400 on one bad entry in a batch of 100: exactly that row rejected with t
   const rows = makeRows(100)
   // The channel already holds an entry at row 42's second (written by something else): ThingSpeak
   // refuses a repeated created_at (in this fake's 'reject' mode) for the whole bulk call.
-  const clash = new Date(Math.floor((rows[41] as Stored).tsUs / 1e6) * 1000).toISOString()
+  const clash = new Date(Math.floor((rows[41] as BufferedReading).tsUs / 1e6) * 1000).toISOString()
   f.seed(CH.id, [{ created_at: clash, field1: 1, status: 'other' }])
   const r = await sink.write(rows, signal())
   t.same(r.rejected.map((x) => x.id), [42])
@@ -240,7 +240,7 @@ t.test('resume skips what the channel already holds after a crash', async (t) =>
 t.test('resume without the read key of a private channel skips nothing and does not fail', async (t) => {
   const { f } = await setup(t, {})
   const rows = makeRows(2)
-  f.seed(CH.id, [{ created_at: new Date(Math.floor((rows[1] as Stored).tsUs / 1e6) * 1000).toISOString(), field1: 1, status: 'dev2' }])
+  f.seed(CH.id, [{ created_at: new Date(Math.floor((rows[1] as BufferedReading).tsUs / 1e6) * 1000).toISOString(), field1: 1, status: 'dev2' }])
   const noKey = createThingSpeakSink(cfg({ FERRY_THINGSPEAK_URL: f.url, FERRY_THINGSPEAK_CHANNEL_ID: CH.id, FERRY_THINGSPEAK_WRITE_KEY: CH.writeKey }))
   t.teardown(() => noKey.close())
   await noKey.resume(signal())

@@ -18,7 +18,7 @@ import { classifyHttp, type HttpVerdict } from '../http/classify.js'
 import { writeBisecting } from '../http/bisect.js'
 import { resolveDeps, type SinkDeps } from '../deps.js'
 import { HttpClient } from '../http/client.js'
-import type { Sink, Stored, WriteResult } from '../types.js'
+import type { BufferedReading, Sink, WriteResult } from '../types.js'
 import { aggregate, isoSeconds, secondOf, type Entry } from './aggregate.js'
 import { channelMap, type ChannelTarget, type ThingSpeakConfig } from './config.js'
 
@@ -45,9 +45,9 @@ export class ThingSpeakSink implements Sink {
   private closed = false
 
   constructor(private readonly cfg: ThingSpeakConfig, deps: SinkDeps = {}) {
-    const m = channelMap(cfg)
-    this.byDevice = m.byDevice
-    this.fallback = m.fallback
+    const channels = channelMap(cfg)
+    this.byDevice = channels.byDevice
+    this.fallback = channels.fallback
     this.maxBatch = cfg.FERRY_THINGSPEAK_BATCH_SIZE
     this.deps = resolveDeps(deps, this.name)
     this.http = new HttpClient({ url: cfg.FERRY_THINGSPEAK_URL, timeoutMs: cfg.FERRY_THINGSPEAK_TIMEOUT_MS, label: 'ThingSpeak', connections: 1 })
@@ -61,19 +61,19 @@ export class ThingSpeakSink implements Sink {
   async resume(signal: AbortSignal): Promise<void> {
     const targets = new Map<string, ChannelTarget>()
     for (const t of [...this.byDevice.values(), ...(this.fallback ? [this.fallback] : [])]) targets.set(t.channelId, t)
-    for (const t of targets.values()) {
+    for (const target of targets.values()) {
       const res = await this.http.request({
         method: 'GET',
-        path: `/channels/${t.channelId}/feeds/last.json`,
-        query: { api_key: t.readKey },
+        path: `/channels/${target.channelId}/feeds/last.json`,
+        query: { api_key: target.readKey },
         signal,
       })
       let createdAt: number | undefined
       if (res.status === 200) {
         try {
-          const j = JSON.parse(res.body) as { created_at?: unknown }
-          if (typeof j === 'object' && j && typeof j.created_at === 'string') {
-            const ms = Date.parse(j.created_at)
+          const lastEntry = JSON.parse(res.body) as { created_at?: unknown }
+          if (typeof lastEntry === 'object' && lastEntry && typeof lastEntry.created_at === 'string') {
+            const ms = Date.parse(lastEntry.created_at)
             if (!Number.isNaN(ms)) createdAt = Math.floor(ms / 1000)
           }
         } catch {
@@ -81,24 +81,24 @@ export class ThingSpeakSink implements Sink {
         }
       }
       if (createdAt !== undefined) {
-        this.held.set(t.channelId, Math.max(createdAt, this.held.get(t.channelId) ?? -Infinity))
-        this.resumeHeld.set(t.channelId, createdAt)
-        this.deps.log.info({ channel: t.channelId, lastEntry: isoSeconds(createdAt) }, 'thingspeak channel read; older readings count as delivered')
+        this.held.set(target.channelId, Math.max(createdAt, this.held.get(target.channelId) ?? -Infinity))
+        this.resumeHeld.set(target.channelId, createdAt)
+        this.deps.log.info({ channel: target.channelId, lastEntry: isoSeconds(createdAt) }, 'thingspeak channel read; older readings count as delivered')
       } else if (res.status === 200) {
-        this.deps.log.info({ channel: t.channelId }, 'thingspeak channel has no entries yet')
+        this.deps.log.info({ channel: target.channelId }, 'thingspeak channel has no entries yet')
       } else {
-        this.deps.log.warn({ channel: t.channelId, status: res.status, body: res.body.slice(0, 200) }, 'cannot read the thingspeak channel\'s last entry (set FERRY_THINGSPEAK_READ_KEY for a private channel); a replay after a crash may send entries twice')
+        this.deps.log.warn({ channel: target.channelId, status: res.status, body: res.body.slice(0, 200) }, 'cannot read the thingspeak channel\'s last entry (set FERRY_THINGSPEAK_READ_KEY for a private channel); a replay after a crash may send entries twice')
       }
     }
   }
 
-  async write(batch: readonly Stored[], signal: AbortSignal): Promise<WriteResult> {
+  async write(batch: readonly BufferedReading[], signal: AbortSignal): Promise<WriteResult> {
     signal.throwIfAborted()
     if (batch.length === 0) return { accepted: [], retryable: [], rejected: [] }
-    this.forgetBefore((batch[0] as Stored).id)
+    this.forgetBefore((batch[0] as BufferedReading).id)
 
     const state = new Map<number, RowState>()
-    const toSend: Stored[] = []
+    const toSend: BufferedReading[] = []
     for (const row of batch) {
       const target = this.targetOf(row.device)
       if (!target) {
@@ -120,9 +120,9 @@ export class ThingSpeakSink implements Sink {
     for (const [channelId, entries] of order) {
       // One call per channel per write: it keeps a write short (one interval at most per channel).
       const items = entries.slice(0, this.cfg.FERRY_THINGSPEAK_MAX_ENTRIES).map((entry, i) => ({ id: i, entry }))
-      let r: WriteResult
+      let channelResult: WriteResult
       try {
-        r = await writeBisecting(items, (part) => this.post(channelId, part.map((x) => x.entry), signal), signal, {
+        channelResult = await writeBisecting(items, (part) => this.post(channelId, part.map((x) => x.entry), signal), signal, {
           reasonPrefix: (s) => `ThingSpeak ${s}: `,
           maxRequests: 64,
         })
@@ -131,22 +131,22 @@ export class ThingSpeakSink implements Sink {
         transportError = err
         break
       }
-      for (const i of r.accepted) {
-        const e = (items[i] as { entry: Entry }).entry
-        for (const row of e.rows) {
+      for (const i of channelResult.accepted) {
+        const entry = (items[i] as { entry: Entry }).entry
+        for (const row of entry.rows) {
           state.set(row.id, { kind: 'ok' })
           this.sent.add(row.id)
         }
-        this.held.set(channelId, Math.max(e.createdAtS, this.held.get(channelId) ?? -Infinity))
+        this.held.set(channelId, Math.max(entry.createdAtS, this.held.get(channelId) ?? -Infinity))
       }
-      for (const { id, reason } of r.rejected) {
+      for (const { id, reason } of channelResult.rejected) {
         for (const row of (items[id] as { entry: Entry }).entry.rows) {
           state.set(row.id, { kind: 'rejected', reason })
           this.refused.set(row.id, reason)
         }
       }
-      if (r.retryable.length) {
-        failure = { ...pick(r), ...(r.authError ? { authError: this.authMessage(channelId, r.authError) } : {}) }
+      if (channelResult.retryable.length) {
+        failure = { ...pick(channelResult), ...(channelResult.authError ? { authError: this.authMessage(channelId, channelResult.authError) } : {}) }
         break
       }
     }
@@ -156,11 +156,11 @@ export class ThingSpeakSink implements Sink {
     const result: WriteResult = { accepted: [], retryable: [], rejected: [] }
     let cut = false
     for (const row of batch) {
-      const s = state.get(row.id) as RowState
-      if (!cut && s.kind === 'pending') cut = true
+      const rowState = state.get(row.id) as RowState
+      if (!cut && rowState.kind === 'pending') cut = true
       if (cut) result.retryable.push(row.id)
-      else if (s.kind === 'ok') result.accepted.push(row.id)
-      else if (s.kind === 'rejected') result.rejected.push({ id: row.id, reason: s.reason })
+      else if (rowState.kind === 'ok') result.accepted.push(row.id)
+      else if (rowState.kind === 'rejected') result.rejected.push({ id: row.id, reason: rowState.reason })
     }
     if (transportError !== undefined) {
       if (result.accepted.length === 0 && result.rejected.length === 0) throw transportError
@@ -225,10 +225,10 @@ export class ThingSpeakSink implements Sink {
         retryAfterMs: this.cfg.FERRY_THINGSPEAK_QUOTA_RETRY_MS,
       }
     }
-    const v = classifyHttp(res.status, res.headers, res.body, { now: this.deps.now })
-    if (v.kind === 'retry' && v.status === 429) return { ...v, retryAfterMs: Math.max(v.retryAfterMs ?? 0, interval) }
-    if (v.kind !== 'accepted') this.deps.log.debug({ channel: channelId, status: res.status, entries: entries.length, reason: v.reason }, 'thingspeak refused a bulk update')
-    return v
+    const verdict = classifyHttp(res.status, res.headers, res.body, { now: this.deps.now })
+    if (verdict.kind === 'retry' && verdict.status === 429) return { ...verdict, retryAfterMs: Math.max(verdict.retryAfterMs ?? 0, interval) }
+    if (verdict.kind !== 'accepted') this.deps.log.debug({ channel: channelId, status: res.status, entries: entries.length, reason: verdict.reason }, 'thingspeak refused a bulk update')
+    return verdict
   }
 
   private authMessage(channelId: string, reason: string): string {
@@ -238,7 +238,7 @@ export class ThingSpeakSink implements Sink {
 }
 
 function minId(entries: readonly Entry[]): number {
-  return Math.min(...entries.map((e) => (e.rows[0] as Stored).id))
+  return Math.min(...entries.map((e) => (e.rows[0] as BufferedReading).id))
 }
 
 function pick(r: WriteResult): Partial<WriteResult> {
