@@ -1,16 +1,17 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { renderConfigMarkdown, renderEnvExample, spliceReadmeTable } from '../common/src/config/docs.js'
+import { renderConfigMarkdown, renderEnvExample, renderSettingNames, spliceReadmeTable } from '../common/src/config/docs.js'
 import { configSections } from './config-sections.js'
 import { loadEnv } from '../common/src/config/env.js'
 import { gatewayConfigSchema } from '../gateway/src/config.js'
 
 const root = join(import.meta.dirname, '..')
 
-t.test('docs/configuration.md and .env.example match the schemas', async (t) => {
+t.test('docs/configuration.md, .env.example and setting-names.ts match the schemas', async (t) => {
   t.equal(readFileSync(join(root, 'docs', 'configuration.md'), 'utf8'), renderConfigMarkdown(configSections), 'stale: run npm run docs:config')
   t.equal(readFileSync(join(root, '.env.example'), 'utf8'), renderEnvExample(configSections), 'stale: run npm run docs:config')
+  t.equal(readFileSync(join(root, 'common', 'src', 'config', 'setting-names.ts'), 'utf8'), renderSettingNames(configSections), 'stale: run npm run docs:config')
   const readme = readFileSync(join(root, 'README.md'), 'utf8')
   t.equal(readme, spliceReadmeTable(readme, configSections[0]!), 'README table stale: run npm run docs:config')
 })

@@ -4,6 +4,6 @@ import { otaServerConfigSchema } from '../ota-server/src/config.js'
 
 /** The processes whose configuration is documented, in README order. */
 export const configSections: ConfigSection[] = [
-  { title: 'Gateway (`ferry gateway`)', intro: 'MQTT ingest, the SQLite ring buffer, the sinks and the HTTP API.', schema: gatewayConfigSchema },
-  { title: 'OTA server (`ferry ota-server`)', intro: 'Serves signed firmware envelopes and images over HTTPS with client certificates.', schema: otaServerConfigSchema },
+  { key: 'gateway', title: 'Gateway (`ferry gateway`)', intro: 'MQTT ingest, the SQLite ring buffer, the sinks and the HTTP API.', schema: gatewayConfigSchema },
+  { key: 'otaServer', title: 'OTA server (`ferry ota-server`)', intro: 'Serves signed firmware envelopes and images over HTTPS with client certificates.', schema: otaServerConfigSchema },
 ]

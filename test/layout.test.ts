@@ -1,5 +1,5 @@
-// Test code stays out of the product (test/README.md). Three static checks, each also run against a
-// deliberately broken input to prove it can fail:
+// Test code stays out of the product (test/README.md), and one service's code out of the other. Four
+// static checks, each also run against a deliberately broken input to prove it can fail:
 //
 // 1. Every file `npm run build` compiles is reachable from the `ferry` command (cli/main.ts; bin/ferry.js
 //    runs the compiled cli/ferry.ts it imports), following static imports, re-exports and `import()`
@@ -7,6 +7,8 @@
 // 2. What `npm run build` emits (the files of the TypeScript program for tsconfig.build.json, listed
 //    without emitting) holds nothing from test/, no *.test.ts and nothing named like a fake or a suite.
 // 3. The Docker build context (.dockerignore, an allow-list) admits nothing from test/.
+// 4. The OTA server loads no gateway code, and the gateway not the OTA server's config: each knows the
+//    other's setting names from common/src/config/setting-names.ts.
 import t from 'tap'
 import ts from 'typescript'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
@@ -175,6 +177,21 @@ t.test('the build check: catches test code pulled in by a product import, and te
     testCodeIn(['gateway/src/sinks/influxdb/fake-server.ts', 'gateway/src/sinks/sink-contract.ts', 'gateway/src/commands/fake-talkback.ts', 'gateway/src/sinks/influxdb/influxdb.ts']),
     ['gateway/src/sinks/influxdb/fake-server.ts', 'gateway/src/sinks/sink-contract.ts', 'gateway/src/commands/fake-talkback.ts'],
   )
+})
+
+/** Check 4 over sources read through `read`: what each service loads of the other's code that it must not. */
+function crossServiceImports(read: (p: string) => string | undefined) {
+  return {
+    otaServer: [...reach(['ota-server/src/cli.ts'], read).seen].filter((f) => f.startsWith('gateway/')),
+    gateway: [...reach(['gateway/src/cli.ts'], read).seen].filter((f) => f === 'ota-server/src/config.ts'),
+  }
+}
+
+t.test('the OTA server loads no gateway code, and the gateway not the OTA server\'s config', async (t) => {
+  t.same(crossServiceImports(readRepo), { otaServer: [], gateway: [] }, 'setting names come from common/src/config/setting-names.ts')
+  const cli = 'ota-server/src/cli.ts'
+  const read = (p: string) => (p === cli ? `import '../../gateway/src/config.js'\n${readRepo(cli)}` : readRepo(p))
+  t.ok(crossServiceImports(read).otaServer.includes('gateway/src/config.ts'), 'catches the OTA server importing the gateway\'s config')
 })
 
 t.test('the Docker build context admits nothing from test/', async (t) => {

@@ -3,7 +3,6 @@ import { describeSchema } from '../../common/src/config/env.js'
 import { knownSettingNames } from '../../common/src/config/known-names.js'
 import { UnknownSettings } from '../../common/src/config/unknown.js'
 import { createLogger } from '../../common/src/logger.js'
-import { gatewayConfigSchema } from '../../gateway/src/config.js'
 import { loadOtaServerConfig, otaServerConfigSchema, type OtaServerConfig } from './config.js'
 import { startOtaServer } from './server.js'
 
@@ -32,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   // Misspelt FERRY_ names are reported with the closest known one; both services' names are known
   // (under docker-compose they read the same .env). Logged once the logger exists, else on stderr.
-  const unknown = new UnknownSettings(knownSettingNames([otaServerConfigSchema, gatewayConfigSchema]), 'ferry ota-server --help')
+  const unknown = new UnknownSettings(knownSettingNames(), 'ferry ota-server --help')
   let config: OtaServerConfig
   try {
     config = loadOtaServerConfig(process.env, unknown.check)

@@ -11,7 +11,7 @@ import { otaServerConfigSchema } from '../../../ota-server/src/config.js'
 import { tempDir } from '../../../test/helpers/tmp.js'
 
 const certs = { FERRY_MQTT_CA: 'ca.crt', FERRY_MQTT_CERT: 'gw.crt', FERRY_MQTT_KEY: 'gw.key' }
-const known = knownSettingNames([gatewayConfigSchema, otaServerConfigSchema])
+const known = knownSettingNames()
 
 /** Loads the gateway's settings with the check on; returns the config (or the error) and every report. */
 function gateway(env: Record<string, string>, dotenvPath = '/nonexistent/.env') {

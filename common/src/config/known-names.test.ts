@@ -1,21 +1,27 @@
-// The list of FERRY_ names that are not in a config schema but that some Ferry program reads: a name
-// read but missing from the list would be reported at start as an unknown setting.
+// The FERRY_ names a Ferry program knows: both services' schema names (setting-names.ts, generated) and
+// the list of names that are not in a config schema but that some Ferry program reads. A name read but
+// missing would be reported at start as an unknown setting.
 import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { knownSettingNames, OTHER_KNOWN_NAMES } from './known-names.js'
+import { SERVICE_SETTING_NAMES } from './setting-names.js'
 import { gatewayConfigSchema } from '../../../gateway/src/config.js'
 import { otaServerConfigSchema } from '../../../ota-server/src/config.js'
 
 const ROOT = join(import.meta.dirname, '..', '..', '..')
 const schemaNames = new Set([...Object.keys(gatewayConfigSchema.properties), ...Object.keys(otaServerConfigSchema.properties)])
-const known = knownSettingNames([gatewayConfigSchema, otaServerConfigSchema])
+const known = knownSettingNames()
 
 /** The FERRY_ names a Compose file interpolates (`${FERRY_X}`, `${FERRY_X:-default}`, `$FERRY_X`), comments left out. */
 function composeNames(text: string): string[] {
   const code = text.split('\n').filter((line) => !/^\s*#/.test(line)).join('\n')
   return [...new Set([...code.matchAll(/(?<!\$)\$\{?(FERRY_[A-Za-z0-9_]+)/g)].map((m) => m[1]!))].sort()
 }
+
+t.test('setting-names.ts, which the services read instead of each other\'s schema, holds exactly the schemas\' names', async (t) => {
+  t.same([...new Set(Object.values(SERVICE_SETTING_NAMES).flat())].sort(), [...schemaNames].sort(), 'stale: run npm run docs:config')
+})
 
 t.test('composeNames finds interpolations and skips comments and escaped dollars', async (t) => {
   t.same(composeNames([

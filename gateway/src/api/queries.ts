@@ -1,16 +1,6 @@
 import type Database from 'better-sqlite3'
-import type { CommandRecord } from '../led/store.js'
-import { LIVE_READING, receiveTimeSearch } from '../buffer/index.js'
-
-/** The last reading the gateway stored for a device (`devices.last_reading`). */
-export interface LastReading {
-  ts: number
-  boot: number
-  seq: number
-  pot: number
-  switch: number
-  led: number | null
-}
+import { DeviceReads, type DeviceReading, type DeviceRecord } from '../buffer/index.js'
+import { CommandStore, type CommandRecord } from '../led/store.js'
 
 /** One device as the API shows it. Times are ms since the epoch. */
 export interface DeviceView {
@@ -19,7 +9,7 @@ export interface DeviceView {
   /** From the retained LWT status: true `online`, false `offline`, null never reported. */
   online: boolean | null
   statusAt: number | null
-  lastReading: LastReading | null
+  lastReading: DeviceReading | null
   lastReadingAt: number | null
   /** The device's last `led/state` report. */
   led: { brightness: number; cmd: string | null } | null
@@ -30,104 +20,47 @@ export interface DeviceView {
 
 export type CommandSummary = Pick<CommandRecord, 'cmd' | 'source' | 'brightness' | 'state' | 'createdAt' | 'expiresAt' | 'confirmedAt' | 'reason'>
 
-/** A stored reading, for charts: the same shape as the last reading. `ts` is the point time in ms. */
-export type ReadingView = LastReading
-
 /**
- * A point time is at most this far ahead of the receive time (ingest accepts device clocks up to 10
- * minutes ahead, ring-buffer.ts); one more minute covers the per-device +1 µs uniqueness steps.
- */
-const TS_AHEAD_OF_RECEIVE_MS = 11 * 60_000
-
-/**
- * Read-only queries behind the device routes. They run on the gateway's connection between ingest
- * commits (better-sqlite3 is synchronous), prepared once.
+ * What the device routes show: the buffer's device rows and readings (buffer/devices.ts) with each
+ * device's latest LED command (led/store.ts). The queries are prepared once, by their owners.
  */
 export class DeviceQueries {
-  private readonly st: ReturnType<DeviceQueries['prepare']>
-  private readonly firstIdReceivedAtOrAfter: (t: number) => number | null
+  private readonly reads: DeviceReads
 
-  constructor(private readonly db: Database.Database) {
-    this.st = this.prepare()
-    this.firstIdReceivedAtOrAfter = receiveTimeSearch(db)
-  }
-
-  private prepare() {
-    const db = this.db
-    return {
-      devices: db.prepare('SELECT * FROM devices ORDER BY device'),
-      device: db.prepare('SELECT * FROM devices WHERE device = ?'),
-      lastCommand: db.prepare(
-        'SELECT cmd, source, brightness, state, created_at AS createdAt, expires_at AS expiresAt, confirmed_at AS confirmedAt, reason FROM commands WHERE device = ? ORDER BY seq DESC LIMIT 1',
-      ),
-      readings: db.prepare(
-        `SELECT boot, seq, ts_us AS tsUs, pot, switch, led FROM readings WHERE id >= ? AND device = ? AND ts_us >= ? AND ${LIVE_READING} ORDER BY id LIMIT ?`,
-      ),
-    }
+  /** `commands`: the running gateway's command store; by default one on `db`. */
+  constructor(db: Database.Database, private readonly commands: Pick<CommandStore, 'latestFor'> = new CommandStore(db)) {
+    this.reads = new DeviceReads(db)
   }
 
   devices(): DeviceView[] {
-    return (this.st.devices.all() as DeviceRow[]).map((r) => this.view(r))
+    return this.reads.devices().map((d) => this.view(d))
   }
 
   device(id: string): DeviceView | undefined {
-    const r = this.st.device.get(id) as DeviceRow | undefined
-    return r ? this.view(r) : undefined
+    const d = this.reads.device(id)
+    return d ? this.view(d) : undefined
   }
 
-  /**
-   * Readings of `device` whose point time is after `sinceMs` (exclusive, ms resolution), oldest first,
-   * at most `limit`; `more` says there are further ones (ask again with the last `ts`).
-   *
-   * The buffer has no index on (device, time), and adding one would slow every ingest commit. Instead:
-   * per device, point times increase with the row id (ingest makes them strictly increasing), and
-   * receive times do not decrease with the id; so a binary search on the id finds the first row
-   * received late enough to qualify, and the scan starts there. It only holds what the buffer still
-   * has: readings are pruned once every sink has them and FERRY_BUFFER_DEDUP_WINDOW_MS has passed.
-   */
-  readings(device: string, sinceMs: number, limit: number): { readings: ReadingView[]; more: boolean } {
-    const from = this.firstIdReceivedAtOrAfter(sinceMs - TS_AHEAD_OF_RECEIVE_MS)
-    if (from === null) return { readings: [], more: false }
-    const rows = this.st.readings.all(from, device, (Math.floor(sinceMs) + 1) * 1000, limit + 1) as Array<Omit<ReadingView, 'ts'> & { tsUs: number }>
-    const more = rows.length > limit
-    return {
-      readings: rows.slice(0, limit).map((r) => ({ ts: Math.floor(r.tsUs / 1000), boot: r.boot, seq: r.seq, pot: r.pot, switch: r.switch, led: r.led })),
-      more,
-    }
+  /** See `DeviceReads.readings`: after `sinceMs` (exclusive), oldest first, at most `limit`. */
+  readings(device: string, sinceMs: number, limit: number): { readings: DeviceReading[]; more: boolean } {
+    return this.reads.readings(device, sinceMs, limit)
   }
 
-  private view(r: DeviceRow): DeviceView {
-    const led = parseJson(r.led_state) as { brightness?: unknown; cmd?: unknown } | null
+  private view(d: DeviceRecord): DeviceView {
+    const led = d.ledState as { brightness?: unknown; cmd?: unknown } | null
+    const c = this.commands.latestFor(d.device)
     return {
-      id: r.device,
-      lastSeen: r.last_seen,
-      online: r.online === null ? null : r.online === 1,
-      statusAt: r.status_at,
-      lastReading: parseJson(r.last_reading) as LastReading | null,
-      lastReadingAt: r.last_reading_at,
+      id: d.device,
+      lastSeen: d.lastSeen,
+      online: d.online,
+      statusAt: d.statusAt,
+      lastReading: d.lastReading,
+      lastReadingAt: d.lastReadingAt,
       led: led && typeof led.brightness === 'number' ? { brightness: led.brightness, cmd: typeof led.cmd === 'string' ? led.cmd : null } : null,
-      ota: parseJson(r.ota_state),
-      lastCommand: (this.st.lastCommand.get(r.device) as CommandSummary | undefined) ?? null,
+      ota: d.otaState,
+      lastCommand: c
+        ? { cmd: c.cmd, source: c.source, brightness: c.brightness, state: c.state, createdAt: c.createdAt, expiresAt: c.expiresAt, confirmedAt: c.confirmedAt, reason: c.reason }
+        : null,
     }
-  }
-}
-
-interface DeviceRow {
-  device: string
-  last_seen: number
-  online: number | null
-  status_at: number | null
-  last_reading: string | null
-  last_reading_at: number | null
-  led_state: string | null
-  ota_state: string | null
-}
-
-function parseJson(s: string | null): unknown {
-  if (s === null) return null
-  try {
-    return JSON.parse(s) as unknown
-  } catch {
-    return null
   }
 }

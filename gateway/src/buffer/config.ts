@@ -1,4 +1,4 @@
-import { Type } from 'typebox'
+import { Type, type Static } from 'typebox'
 
 /** The SQLite ring buffer: file, durability and bounds. Composed into the gateway's schema (core-config.ts). */
 export const bufferConfigSchema = Type.Object({
@@ -12,3 +12,5 @@ export const bufferConfigSchema = Type.Object({
   FERRY_BUFFER_DEDUP_WINDOW_MS: Type.Integer({ default: 600_000, minimum: 0, description: 'Delivered readings are kept this long to recognise broker redeliveries (same device, boot, seq).' }),
   FERRY_BUFFER_MAX_EVENTS: Type.Integer({ default: 100_000, minimum: 100, description: 'Most device events (status, LED state, OTA status) kept.' }),
 })
+
+export type BufferConfig = Static<typeof bufferConfigSchema>

@@ -1,15 +1,21 @@
 /**
- * The buffer's public API: everything outside gateway/src/buffer/ imports from here.
+ * The buffer's public API: everything outside gateway/src/buffer/ imports from here (except config.ts,
+ * the buffer's settings, which the gateway's config schema composes without loading the buffer), and
+ * only this folder prepares SQL on the buffer's tables (the commands table excepted: led/store.ts).
+ * It exports only what is used outside the folder.
  *
- * - open.ts: `openBuffer`, the only place that opens the database, sets pragmas and migrates.
+ * - open.ts: `openBuffer`, the only place that opens the database, sets pragmas and migrates;
+ *   `checkWritable` for the health check.
  * - ring-buffer.ts: `RingBuffer`, the ring itself: ingest (append), read, settle (advance a sink's
  *   cursor), prune and the ring bound.
+ * - devices.ts: `DeviceReads`, read-only queries on devices and their stored readings (the API).
  * - status.ts: read-only status queries (`ferry status`, the API, metrics, the demo).
  * - dead-letters.ts: listing and requeueing dead letters (`ferry dlq`).
- * - types.ts: what goes in (ingest items) and comes out (`Stored` rows, a sink's `Settlement`).
+ * - types.ts: what goes in (ingest items) and comes out (`BufferedReading` rows, a sink's `Settlement`).
  */
-export { openBuffer, type OpenResult, type SyncMode } from './open.js'
-export { RingBuffer, receiveTimeSearch, LIVE_READING } from './ring-buffer.js'
-export { queryStatus, readingCounts, type BufferStatus, type LiveCounts, type SinkBacklog } from './status.js'
-export { listDeadLetters, requeueDeadLetters, type DeadLetter, type RequeueResult, type Revalidate } from './dead-letters.js'
-export type { BufferLimits, DeadIn, EventIn, IngestItem, IngestOutcome, ReadingIn, Settlement, Stored } from './types.js'
+export { openBuffer, checkWritable, type OpenResult } from './open.js'
+export { RingBuffer } from './ring-buffer.js'
+export { DeviceReads, type DeviceReading, type DeviceRecord } from './devices.js'
+export { queryStatus, readingCounts, type SinkBacklog } from './status.js'
+export { listDeadLetters, requeueDeadLetters, type DeadLetter } from './dead-letters.js'
+export type { DeadIn, EventIn, IngestItem, IngestOutcome, ReadingIn, Settlement, BufferedReading } from './types.js'

@@ -56,6 +56,15 @@ export function openBuffer(path: string, opts: { synchronous?: SyncMode; log?: L
   }
 }
 
+/**
+ * Takes and releases the write lock (`BEGIN IMMEDIATE` + `ROLLBACK`): throws unless the file is open,
+ * writable and not locked by someone else, without writing a page (no fsync per call). For `/healthz`.
+ */
+export function checkWritable(db: Database.Database): void {
+  db.exec('BEGIN IMMEDIATE')
+  db.exec('ROLLBACK')
+}
+
 function openAndMigrate(path: string, synchronous: SyncMode): Database.Database {
   const db = new Database(path)
   try {

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3'
-import type { BufferLimits, IngestItem, IngestOutcome, ReadingIn, Settlement, Stored } from './types.js'
+import type { BufferLimits, IngestItem, IngestOutcome, ReadingIn, Settlement, BufferedReading } from './types.js'
 
 /**
  * Smallest reading id received at or after `t`, or null when none was; by binary search over ids in
@@ -215,13 +215,13 @@ export class RingBuffer {
   }
 
   /** The next readings for a sink, oldest first. */
-  read(sink: string, limit: number): Stored[] {
+  read(sink: string, limit: number): BufferedReading[] {
     return this.readFrom(this.cursor(sink), limit)
   }
 
   /** Readings with id > `afterId`, oldest first (the drainer reads ahead of its cursor while batches are in flight). */
-  readFrom(afterId: number, limit: number): Stored[] {
-    const rows = this.st.readAfter.all(afterId, limit) as Stored[]
+  readFrom(afterId: number, limit: number): BufferedReading[] {
+    const rows = this.st.readAfter.all(afterId, limit) as BufferedReading[]
     // Normalised in place: a backlog is read in batches of thousands, and copies cost GC time.
     for (const r of rows) r.switch = r.switch ? 1 : 0
     return rows
@@ -236,7 +236,7 @@ export class RingBuffer {
    * whose rows were accepted or rejected; rejected rows in that prefix become dead letters with the
    * sink's reason. Rows after the first retryable (or unmentioned) row are sent again later, in order.
    */
-  settle = (sink: string, batch: readonly Stored[], result: Settlement): { advanced: number; accepted: number; rejected: number } => {
+  settle = (sink: string, batch: readonly BufferedReading[], result: Settlement): { advanced: number; accepted: number; rejected: number } => {
     return this.db.transaction(() => {
       const now = this.now()
       // The common case, everything accepted in order: no per-row bookkeeping.
@@ -326,6 +326,17 @@ export class RingBuffer {
   /** Rows and bytes currently held. */
   size(): { rows: number; bytes: number } {
     return { rows: this.rows, bytes: this.bytes }
+  }
+
+  /**
+   * Commits a throw-away write of `bytes` and removes it again; throws what a real commit would throw
+   * (e.g. SQLITE_FULL). Ingest uses it to learn when a full disk has space again.
+   */
+  probeWrite(bytes: number): void {
+    this.db.transaction(() => {
+      this.setMeta('disk_probe', 'x'.repeat(bytes))
+      this.setMeta('disk_probe', Date.now())
+    })()
   }
 
   setMeta(key: string, value: unknown): void {

@@ -60,8 +60,6 @@ export function queryStatus(db: Database.Database, now = Date.now(), counts?: Li
   }
 }
 
-export type BufferStatus = ReturnType<typeof queryStatus>
-
 /**
  * Readings held per device (delivered ones stay for the dedupe window) and the backlog of the slowest
  * sink, from the id range like `RingBuffer.backlogEstimate` (with no sink registered, every row).

@@ -25,7 +25,7 @@ const DEFAULT_HISTORY_MS = 10 * 60_000
  */
 export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRoutesOptions> = async (app, opts) => {
   const gw = opts.gateway
-  const q = new DeviceQueries(gw.buffer.db)
+  const q = new DeviceQueries(gw.buffer.db, gw.commands.store)
   const unknown = (id: string) => new ApiErrors.NotFound(`no device "${id}" has sent anything to this gateway yet`)
 
   app.get('/api/devices', { schema: { response: { 200: Type.Object({ devices: Type.Array(Device) }) } } }, async () => ({ devices: q.devices() }))

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { checkWritable } from '../../buffer/index.js'
 import type { ApiGateway } from '../app.js'
 import { Health } from '../schemas.js'
 
@@ -25,17 +26,13 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ gateway: ApiGateway }> = 
   })
 }
 
-/**
- * Takes and releases the write lock (`BEGIN IMMEDIATE` + `ROLLBACK`): proves the file is open,
- * writable and not locked by someone else, without writing a page (no fsync per probe).
- */
+/** 'ok' when the buffer database is open and takes writes (see `checkWritable`), else why not. */
 function databaseCheck(gw: ApiGateway): string {
   const db = gw.buffer.db
   if (!db.open) return 'closed'
   if (gw.state.diskFull) return `not writable (${gw.state.diskFull.error}); free space on the buffer volume`
   try {
-    db.exec('BEGIN IMMEDIATE')
-    db.exec('ROLLBACK')
+    checkWritable(db)
     return 'ok'
   } catch (err) {
     return `not writable (${(err as Error).message})`
