@@ -2,14 +2,12 @@ import { parseCli } from '../../common/src/cli-args.js'
 import { knownSettingNames } from '../../common/src/config/known-names.js'
 import { UnknownSettings } from '../../common/src/config/unknown.js'
 import { createLogger } from '../../common/src/logger.js'
-import { otaServerConfigSchema } from '../../ota-server/src/config.js'
-import { loadGatewayConfig, gatewayConfigHelp, gatewayConfigSchema, type GatewayConfig } from './config.js'
+import { loadGatewayConfig, gatewayConfigHelp, type GatewayConfig } from './config.js'
 import { startGateway } from './gateway.js'
 import { createSinks } from './sinks/registry.js'
 import { startApi } from './api/main.js'
 import { apiMode } from './api/config.js'
 import { talkbackSettings } from './led/config.js'
-import { TalkBackPoller } from './led/talkback.js'
 
 const HELP = `usage: ferry gateway [--env-file <path>]
 
@@ -29,12 +27,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   // Config first: a bad value stops here, before the buffer or the network is touched.
   const { config, talkback, log, sinks } = configure(values['env-file'])
-  const gw = startGateway(config, { log, sinks })
-  const poller = talkback
-    ? new TalkBackPoller({ ...talkback, relay: gw.commands, log: log.child({ component: 'talkback' }), ready: () => gw.state.brokerConnected, registry: gw.metrics.registry })
-    : undefined
-  poller?.start()
-  const api = await startApi(config, { gateway: gw, log, ...(poller ? { talkback: poller } : {}) })
+  const gw = startGateway(config, { log, sinks, talkback })
+  const api = await startApi(config, { gateway: gw, log, ...(gw.talkback ? { talkback: gw.talkback } : {}) })
 
   return new Promise<number>((resolve) => {
     let stopping = false
@@ -49,7 +43,6 @@ export async function run(argv: string[]): Promise<number> {
       }, 4500).unref()
       void (async () => {
         await api?.close()
-        await poller?.stop()
         await gw.stop()
         resolve(0)
       })().catch((err) => {
@@ -69,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
  */
 function configure(envFile: string | undefined) {
   // Both services' names are known: under docker-compose they read the same .env.
-  const unknown = new UnknownSettings(knownSettingNames([gatewayConfigSchema, otaServerConfigSchema]))
+  const unknown = new UnknownSettings(knownSettingNames())
   let config: GatewayConfig | undefined
   try {
     config = loadGatewayConfig(process.env, envFile, unknown.check)

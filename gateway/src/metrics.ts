@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { IngestOutcome, SinkBacklog } from './buffer/index.js'
+import type { DrainEvent } from './drain/drainer.js'
 
 /**
  * Prometheus metrics (prom-client): one registry per gateway so tests can run several in a process.
@@ -33,3 +35,34 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+/** One group commit: messages by kind since the last commit, and what the buffer did with them. */
+export function recordCommit(m: Metrics, receivedByKind: ReadonlyMap<string, number>, outcome: IngestOutcome, items: number, ms: number): void {
+  for (const [kind, count] of receivedByKind) m.messagesIn.inc({ kind }, count)
+  m.commitSeconds.observe(ms / 1000)
+  m.messagesAcked.inc(items)
+  if (outcome.duplicates) m.duplicates.inc(outcome.duplicates)
+  if (outcome.dead) m.deadLettered.inc({ source: 'ingest' }, outcome.dead)
+  if (outcome.dropped) m.dropped.inc(outcome.dropped)
+}
+
+/** A drainer's settled batch, failed write or state change. */
+export function recordDrainEvent(m: Metrics, e: DrainEvent): void {
+  if (e.type === 'settled') {
+    m.sinkSent.inc({ sink: e.sink }, e.accepted)
+    if (e.rejected) m.deadLettered.inc({ source: `sink:${e.sink}` }, e.rejected)
+  } else if (e.type === 'error') {
+    m.sinkErrors.inc({ sink: e.sink, class: e.errorClass })
+  } else {
+    m.sinkUp.set({ sink: e.sink }, e.state === 'idle' || e.state === 'sending' ? 1 : 0)
+  }
+}
+
+/** The gauges that come from a status query (refreshed whenever the status is read, e.g. by a scrape). */
+export function recordStatus(m: Metrics, s: { buffered: { rows: number }; sinks: readonly SinkBacklog[] }): void {
+  m.bufferRows.set(s.buffered.rows)
+  for (const sink of s.sinks) {
+    m.sinkBacklog.set({ sink: sink.name }, sink.rows)
+    m.sinkOldestAge.set({ sink: sink.name }, sink.oldestAgeMs === null ? 0 : sink.oldestAgeMs / 1000)
+  }
+}

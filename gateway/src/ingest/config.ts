@@ -1,4 +1,4 @@
-import { Type } from 'typebox'
+import { Type, type Static } from 'typebox'
 
 /** The gateway's MQTT session (ingest/subscriber.ts). Composed into the gateway's schema (core-config.ts). */
 export const mqttConfigSchema = Type.Object({
@@ -18,3 +18,7 @@ export const ingestConfigSchema = Type.Object({
   FERRY_INGEST_BATCH_DELAY_MS: Type.Integer({ default: 20, minimum: 0, maximum: 1000, description: 'Longest a message waits for its group commit (and so for its PUBACK), in ms. Telemetry tolerates 20 ms; a longer wait groups more messages per commit under load.' }),
   FERRY_INGEST_MAX_PAYLOAD_BYTES: Type.Integer({ default: 2048, minimum: 64, description: 'Larger payloads are dead-lettered.' }),
 })
+
+export type MqttConfig = Static<typeof mqttConfigSchema>
+
+export type IngestConfig = Static<typeof ingestConfigSchema>
