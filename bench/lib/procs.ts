@@ -3,10 +3,10 @@
  * own and not the TypeScript loader's), any other binary with its output captured, and readings from
  * `/proc/<pid>` (RSS, peak RSS, bytes written).
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { waitForPort } from '../../common/src/broker/broker.js'
+import { SpawnError, start as startProcess, type Proc, type StartOptions } from '../../test/helpers/process.js'
 import { isShuttingDown, trackChild, untrackChild } from './cleanup.js'
 import type { Scope } from './harness.js'
 
@@ -26,126 +26,27 @@ export function ferryCommand(): { argv: string[]; runtime: 'dist' | 'tsx' } {
   return { argv: ['--import', 'tsx', join(ROOT, 'cli', 'main.ts')], runtime: 'tsx' }
 }
 
-export interface Proc {
-  child: ChildProcess
-  /** -1 when the command could not be started. */
-  pid: number
-  /** `cmd args…`, for messages. */
-  command: string
-  lines: string[]
-  /**
-   * Resolves when the process exits; rejects (with a message naming the command) when it could not
-   * be started at all, e.g. `spawn nginx ENOENT`. Never an unhandled rejection when nobody awaits it.
-   */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  /** Started and not exited yet. */
-  alive(): boolean
-  /** Resolves with the first output line (stdout or stderr) matching `re`. */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<string>
-  /** SIGTERM, then SIGKILL after `graceMs`. */
-  stop(graceMs?: number): Promise<void>
-}
+export { SpawnError, type Proc }
 
-/** The error of a command that could not be started at all. */
-export class SpawnError extends Error {
-  readonly code: string | undefined
-  constructor(readonly cmd: string, cause: NodeJS.ErrnoException) {
-    super(cause.code === 'ENOENT'
-      ? `could not start ${cmd}: not found on PATH (${cause.message}); bench/run.ts checks for and installs what the benchmarks need first, see bench/README.md`
-      : `could not start ${cmd}: ${cause.message}`, { cause })
-    this.code = cause.code
-  }
-}
+/** Where the not-found message of a `SpawnError` points. */
+const SPAWN_HINT = 'bench/run.ts checks for and installs what the benchmarks need first, see bench/README.md'
 
 /**
- * Spawns `cmd` and keeps its output lines (up to `keepLines`, oldest dropped) unless a custom
- * `onStdout` consumes stdout; stopped (SIGTERM, then SIGKILL) when `scope` closes. Like
- * test/helpers/process.ts `start`, plus: a command that cannot be started rejects `exited` and
- * `waitFor` instead of crashing the runner with an unhandled 'error' event, and every process is
- * known to cleanup.ts until it exits, so a signal or a crash of the runner still stops it.
+ * test/helpers/process.ts `start` (output lines, `waitFor`, stopped when `scope` closes; a command
+ * that cannot be started rejects `exited` and `waitFor` instead of crashing the runner), plus: every
+ * process is known to cleanup.ts until it exits, so a signal or a crash of the runner still stops
+ * it, and nothing new starts once the runner is shutting down.
  */
-export function start(scope: Scope, cmd: string, args: string[], opts: SpawnOptions & { keepLines?: number; onStdout?: (b: Buffer) => void } = {}): Proc {
+export function start(scope: Scope, cmd: string, args: string[], opts: Omit<StartOptions, 'track' | 'hint'> = {}): Proc {
   if (isShuttingDown()) throw new Error(`not starting ${cmd}: the bench runner is shutting down`)
-  const command = [cmd, ...args].join(' ')
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
-  const pid = child.pid ?? -1
-  if (pid > 0) trackChild(pid, command)
-  const lines: string[] = []
-  const keep = opts.keepLines ?? 5000
-  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = []
-  let partial = ''
-  const onText = (buf: Buffer) => {
-    const text = partial + buf.toString('utf8')
-    const parts = text.split('\n')
-    partial = parts.pop() ?? ''
-    for (const line of parts) {
-      if (!line) continue
-      lines.push(line)
-      if (lines.length > keep) lines.shift()
-      for (const w of [...waiters]) {
-        if (w.re.test(line)) {
-          waiters.splice(waiters.indexOf(w), 1)
-          w.resolve(line)
-        }
-      }
-    }
-  }
-  if (opts.onStdout) child.stdout?.on('data', opts.onStdout)
-  else child.stdout?.on('data', onText)
-  child.stderr?.on('data', onText)
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.once('exit', (code, signal) => {
-      untrackChild(pid)
-      resolve({ code, signal })
-    })
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      // Not started at all (no pid): there will be no 'exit'. Otherwise e.g. a failed kill(); the
-      // process is still there and 'exit' follows.
-      if (pid < 0) reject(new SpawnError(cmd, err))
-      else lines.push(`${cmd}: ${err.message}`)
-    })
-  })
-  exited.catch(() => {})
-  const alive = () => pid > 0 && child.exitCode === null && child.signalCode === null
-  const stop = async (graceMs = 5000) => {
-    if (!alive()) return
-    child.kill('SIGTERM')
-    const killer = setTimeout(() => child.kill('SIGKILL'), graceMs)
-    await exited.catch(() => {})
-    clearTimeout(killer)
-  }
-  scope.teardown(() => stop(3000))
-  return {
-    child,
-    pid,
-    command,
-    lines,
-    exited,
-    alive,
-    stop,
-    waitFor(re: RegExp, timeoutMs = 30_000) {
-      const hit = lines.find((l) => re.test(l))
-      if (hit) return Promise.resolve(hit)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${cmd}: timed out waiting for ${re}; last lines:\n${lines.slice(-10).join('\n')}`)), timeoutMs)
-        const w = {
-          re,
-          resolve: (l: string) => {
-            clearTimeout(timer)
-            resolve(l)
-          },
-        }
-        waiters.push(w)
-        const gone = (err?: unknown) => {
-          if (!waiters.includes(w)) return
-          waiters.splice(waiters.indexOf(w), 1)
-          clearTimeout(timer)
-          reject(err instanceof Error ? err : new Error(`${cmd} exited while waiting for ${re}; last lines:\n${lines.slice(-10).join('\n')}`))
-        }
-        exited.then(() => gone(), gone)
-      })
+  return startProcess(scope, cmd, args, {
+    ...opts,
+    hint: SPAWN_HINT,
+    track: (pid, command) => {
+      trackChild(pid, command)
+      return () => untrackChild(pid)
     },
-  }
+  })
 }
 
 /**
