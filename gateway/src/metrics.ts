@@ -21,6 +21,7 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
+    confirmations: new Counter({ name: 'ferry_confirmations_sent_total', help: 'Commit confirmations published to devices on sensors/<id>/ack (one per device and boot per commit).', registers: [registry] }),
     commitFailures: new Counter({ name: 'ferry_buffer_commit_failures_total', help: 'Group commits that failed (e.g. disk full); nothing was acknowledged.', registers: [registry] }),
     sinkSent: new Counter({ name: 'ferry_sink_sent_total', help: 'Readings accepted by a sink.', labelNames: ['sink'] as const, registers: [registry] }),
     sinkErrors: new Counter({ name: 'ferry_sink_errors_total', help: 'Failed sink writes by error class.', labelNames: ['sink', 'class'] as const, registers: [registry] }),

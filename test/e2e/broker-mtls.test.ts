@@ -74,6 +74,21 @@ t.test('the ACL confines each device to its own topics', async (t) => {
     t.same((await got).map((m) => m.topic), ['sensors/dev1/led/set'])
   })
 
+  t.test('dev1 reads only its own commit confirmations and cannot forge any', async (t) => {
+    const dev2 = await connectOnce(t, broker.url, broker.pki.tls('dev2'))
+    await dev1.subscribeAsync(['sensors/dev2/ack', 'sensors/dev1/ack'], { qos: 0 })
+    await dev2.subscribeAsync('sensors/dev2/ack', { qos: 0 })
+    const got1 = collect(dev1, 1)
+    const got2 = collect(dev2, 1)
+    // A device publishing a confirmation (for itself or another) is discarded; the gateway's get through.
+    await dev1.publishAsync('sensors/dev2/ack', '{"boot":1,"seqs":[[1,999]]}', { qos: 1 })
+    await dev1.publishAsync('sensors/dev1/ack', '{"boot":1,"seqs":[[1,999]]}', { qos: 1 })
+    await gw.publishAsync('sensors/dev2/ack', '{"boot":1,"seqs":[[2,2]]}', { qos: 1 })
+    await gw.publishAsync('sensors/dev1/ack', '{"boot":1,"seqs":[[1,1]]}', { qos: 1 })
+    t.same((await got1).map((m) => m.topic + ' ' + m.payload), ['sensors/dev1/ack {"boot":1,"seqs":[[1,1]]}'])
+    t.same((await got2).map((m) => m.topic + ' ' + m.payload), ['sensors/dev2/ack {"boot":1,"seqs":[[2,2]]}'])
+  })
+
   t.test('a device cannot read other devices\' telemetry', async (t) => {
     const dev2 = await connectOnce(t, broker.url, broker.pki.tls('dev2'))
     await dev2.subscribeAsync(['sensors/+/telemetry', 'sensors/dev2/led/set'], { qos: 1 })

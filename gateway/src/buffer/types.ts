@@ -28,6 +28,8 @@ export interface DeadIn {
   reason: string
   payload: Buffer
   receivedAt: number
+  /** Telemetry with a valid boot and seq but a bad field: what the commit confirmation names (docs/delivery.md). */
+  reading?: { boot: number; seq: number }
 }
 
 /** A device message that is not a reading. */

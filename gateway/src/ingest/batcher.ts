@@ -6,8 +6,8 @@ export interface BatcherOptions {
   maxItems: number
   /** ... or when the oldest pending message has waited this long. */
   maxDelayMs: number
-  /** After every successful commit (acks already released). */
-  onCommit?: (info: { items: number; outcome: IngestOutcome; ms: number }) => void
+  /** After every successful commit (acks already released); `committed` is the group, in arrival order. */
+  onCommit?: (info: { items: number; outcome: IngestOutcome; ms: number; committed: readonly IngestItem[] }) => void
   /** A commit failed (e.g. SQLITE_FULL). Nothing of the batch was stored or acknowledged. */
   onError?: (err: Error, items: number) => void
 }
@@ -56,7 +56,7 @@ export class Batcher {
     }
     // The transaction has committed: now, and only now, the broker may hear "got it".
     for (const release of acks) release()
-    this.opts.onCommit?.({ items: items.length, outcome, ms: performance.now() - started })
+    this.opts.onCommit?.({ items: items.length, outcome, ms: performance.now() - started, committed: items })
     return true
   }
 

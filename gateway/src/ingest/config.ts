@@ -16,6 +16,7 @@ export const mqttConfigSchema = Type.Object({
 export const ingestConfigSchema = Type.Object({
   FERRY_INGEST_BATCH_MAX: Type.Integer({ default: 1024, minimum: 1, maximum: 65535, description: 'Most messages per commit; also the MQTT 5 Receive Maximum (unacknowledged messages the broker may send). Larger groups write fewer pages per message (bench/README.md: write amplification).' }),
   FERRY_INGEST_BATCH_DELAY_MS: Type.Integer({ default: 20, minimum: 0, maximum: 1000, description: 'Longest a message waits for its group commit (and so for its PUBACK), in ms. Telemetry tolerates 20 ms; a longer wait groups more messages per commit under load.' }),
+  FERRY_INGEST_CONFIRM: Type.Boolean({ default: true, description: 'After each group commit, tell each device which of its readings are stored, on sensors/<id>/ack (docs/delivery.md); devices keep a reading until then. false: devices fall back to the broker\'s PUBACK after their fallback time.' }),
   FERRY_INGEST_MAX_PAYLOAD_BYTES: Type.Integer({ default: 2048, minimum: 64, description: 'Larger payloads are dead-lettered.' }),
 })
 

@@ -1,10 +1,11 @@
 import type { Logger } from '../../../common/src/logger.js'
 import type { BufferConfig } from '../buffer/config.js'
-import type { RingBuffer } from '../buffer/index.js'
+import type { IngestItem, RingBuffer } from '../buffer/index.js'
 import { recordCommit, type Metrics } from '../metrics.js'
 import type { GatewayState } from '../state.js'
 import { Batcher } from './batcher.js'
 import type { IngestConfig, MqttConfig } from './config.js'
+import { ackTopic, confirmationsFor, encodeConfirmation } from './confirmations.js'
 import { DiskFullGuard, isDiskFull } from './disk-full.js'
 import { toIngestItem } from './handlers/index.js'
 import { createSubscriber, type Subscriber, type SubscriberOptions } from './subscriber.js'
@@ -45,9 +46,10 @@ export function createIngest(opts: IngestOptions): Ingest {
     buffer,
     maxItems: config.FERRY_INGEST_BATCH_MAX,
     maxDelayMs: config.FERRY_INGEST_BATCH_DELAY_MS,
-    onCommit: ({ items, outcome, ms }) => {
+    onCommit: ({ items, outcome, ms, committed }) => {
       recordCommit(metrics, receivedByKind, outcome, items, ms)
       receivedByKind.clear()
+      if (config.FERRY_INGEST_CONFIRM) confirm(committed)
       if (outcome.dropped) log.warn({ dropped: outcome.dropped }, 'buffer full: dropped the oldest undelivered readings')
       log.debug({ items, ...outcome, ms }, 'committed')
       if (outcome.stored) opts.onStored()
@@ -109,6 +111,14 @@ export function createIngest(opts: IngestOptions): Ingest {
       metrics.brokerConnected.set(up ? 1 : 0)
     },
   })
+
+  /** Commit confirmations (docs/delivery.md): QoS 0, retained; a lost one costs the device a resend. */
+  function confirm(committed: readonly IngestItem[]) {
+    for (const c of confirmationsFor(committed)) {
+      subscriber.client.publish(ackTopic(c.device), encodeConfirmation(c), { qos: 0, retain: true })
+      metrics.confirmations.inc()
+    }
+  }
 
   return {
     subscriber,

@@ -24,11 +24,13 @@ export function handleTelemetry(topic: string, device: string, payload: Buffer, 
   const fields = parsed as Record<string, unknown>
   if (!isUint(fields.seq)) return dead('"seq" must be an unsigned integer')
   if (!isUint(fields.boot)) return dead('"boot" must be an unsigned integer')
+  // From here on the reading is identified: a dead letter still names it, so it can be confirmed.
   const { boot, seq } = fields
-  if (!isUint(fields.pot, 4095)) return dead('"pot" must be an integer 0..4095')
-  if (fields.switch !== 0 && fields.switch !== 1) return dead('"switch" must be 0 or 1')
-  if (fields.led !== undefined && !isUint(fields.led, 100)) return dead('"led" must be an integer 0..100 when present')
-  if (fields.ts !== undefined && !isUint(fields.ts)) return dead('"ts" must be epoch milliseconds when present')
+  const deadReading = (reason: string): DeadIn => ({ ...dead(reason), reading: { boot, seq } })
+  if (!isUint(fields.pot, 4095)) return deadReading('"pot" must be an integer 0..4095')
+  if (fields.switch !== 0 && fields.switch !== 1) return deadReading('"switch" must be 0 or 1')
+  if (fields.led !== undefined && !isUint(fields.led, 100)) return deadReading('"led" must be an integer 0..100 when present')
+  if (fields.ts !== undefined && !isUint(fields.ts)) return deadReading('"ts" must be epoch milliseconds when present')
   return {
     type: 'reading',
     topic,
