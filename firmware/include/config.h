@@ -88,19 +88,41 @@
 #define FERRY_SWITCH_DEBOUNCE_MS 30
 #endif
 
-// FERRY_OFFLINE_READINGS (int, readings)
-//   RAM ring buffer for readings taken while the broker is unreachable (32 bytes each). When it is
-//   full the oldest reading is dropped and counted; the gap shows as missing seq numbers. Lost on
-//   reset. 2048 readings = 64 KiB = about 5.7 h at the 10 s heartbeat.
-#ifndef FERRY_OFFLINE_READINGS
-#define FERRY_OFFLINE_READINGS 2048
+// FERRY_OUTBOX_CAPACITY (int, readings)
+//   The outbox holds every reading until the gateway confirms it committed it (docs/delivery.md),
+//   online or not; 32 bytes each, allocated once at boot. When it is full the oldest reading is
+//   dropped and counted (logged at most once a minute); the gateway sees the gap in seq. Lost on
+//   reset. 2048 readings = 64 KiB of heap = about 5.7 h at the 10 s heartbeat.
+#ifndef FERRY_OUTBOX_CAPACITY
+#define FERRY_OUTBOX_CAPACITY 2048
 #endif
 
 // FERRY_DRAIN_PER_LOOP (int, messages)
-//   At most this many buffered readings are published per loop() pass after a reconnect, so LED
-//   commands and the watchdog are served between them. Each QoS 1 publish waits for its PUBACK.
+//   At most this many readings (new, resent or a probe) are published per loop() pass, so LED
+//   commands and the watchdog are served between them after a reconnect. Each QoS 1 publish waits
+//   for its PUBACK.
 #ifndef FERRY_DRAIN_PER_LOOP
 #define FERRY_DRAIN_PER_LOOP 10
+#endif
+
+// FERRY_ACK_TIMEOUT_MS / FERRY_ACK_TIMEOUT_MAX_MS (int, ms)
+//   When no commit confirmation has come for this long since the oldest unconfirmed reading was
+//   sent, that reading is sent again as a probe; the period doubles up to the maximum while none
+//   comes, and starts again at the first confirmation (docs/delivery.md rule 5).
+#ifndef FERRY_ACK_TIMEOUT_MS
+#define FERRY_ACK_TIMEOUT_MS 10000
+#endif
+#ifndef FERRY_ACK_TIMEOUT_MAX_MS
+#define FERRY_ACK_TIMEOUT_MAX_MS 300000
+#endif
+
+// FERRY_ACK_FALLBACK_MS (int, ms)
+//   When no confirmation at all (live or retained, any boot) has arrived this long after the first
+//   PUBACK of a connection, the gateway is taken for an old one that does not confirm commits and
+//   readings are released on the broker's PUBACK (confirm=broker); the first confirmation switches
+//   back (docs/delivery.md rule 6).
+#ifndef FERRY_ACK_FALLBACK_MS
+#define FERRY_ACK_FALLBACK_MS 60000
 #endif
 
 // ---- Network ------------------------------------------------------------------------------------
@@ -116,8 +138,9 @@
 #endif
 
 // FERRY_MQTT_BUFFER_BYTES (int)
-//   arduino-mqtt read/write buffer. Incoming messages larger than this are dropped, so it must hold
-//   the largest led/set payload plus topic (a few hundred bytes).
+//   arduino-mqtt read/write buffer. An incoming packet larger than this is an error that closes the
+//   connection, so it must hold the largest led/set payload and the largest commit confirmation
+//   (796 bytes for 32 ranges) plus topic; src/mqtt.cpp refuses to compile below 878.
 #ifndef FERRY_MQTT_BUFFER_BYTES
 #define FERRY_MQTT_BUFFER_BYTES 1024
 #endif

@@ -49,6 +49,8 @@ bool mqtt_poll(uint32_t now_ms, bool wifi_up, bool& just_connected);
 ferry::Transport& mqtt_transport();
 /// The newest led/set payload received since the last call (commands are absolute: newest wins).
 bool mqtt_take_command(std::string& payload);
+/// The oldest `ack` payload not yet taken (commit confirmations, in arrival order).
+bool mqtt_take_ack(std::string& payload);
 /// Graceful disconnect before an OTA download or a reboot: publishes "offline" first, because the
 /// broker sends the Last Will only when a connection dies, not on DISCONNECT.
 void mqtt_stop(const char* why);

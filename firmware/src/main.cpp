@@ -18,10 +18,10 @@
 #include "ferry/backoff.h"
 #include "ferry/command.h"
 #include "ferry/manifest.h"
+#include "ferry/outbox.h"
 #include "ferry/rollback.h"
 #include "ferry/sensors.h"
 #include "ferry/telemetry.h"
-#include "ferry/uplink.h"
 
 // Arduino confirms a PENDING_VERIFY image inside initArduino(), before setup(), unless this returns
 // true (cores/esp32/esp32-hal-misc.c). It must be extern "C": the weak default is a C symbol, and a
@@ -75,7 +75,8 @@ HardwareRandom g_rng;
 Identity g_id;
 std::unique_ptr<ferry::Topics> g_topics;
 std::unique_ptr<ferry::BootVerifier> g_boot;
-std::unique_ptr<ferry::Uplink> g_uplink;
+std::unique_ptr<ferry::Outbox> g_outbox;
+ferry::ConfirmMode g_logged_mode = ferry::ConfirmMode::Gateway;
 
 ferry::PotFilter g_pot(3);
 ferry::Debouncer g_switch(FERRY_SWITCH_DEBOUNCE_MS);
@@ -144,11 +145,34 @@ void sample(uint32_t now) {
   r.sw = sw ? 1 : 0;
   r.has_led = true;
   r.led = uint8_t(g_led);
-  if (g_uplink->enqueue(r) && now - g_last_drop_log > 60000) {
+  if (g_outbox->push(r) && now - g_last_drop_log > 60000) {
     g_last_drop_log = now;
-    logf("uplink", "offline buffer full: %lu readings dropped so far (oldest first)",
-         static_cast<unsigned long>(g_uplink->dropped()));
+    logf("outbox", "full (%u readings): %lu dropped so far, oldest first (confirm=%s)",
+         unsigned(g_outbox->capacity()), static_cast<unsigned long>(g_outbox->dropped()),
+         ferry::to_string(g_outbox->mode()));
   }
+}
+
+/// Logs each switch between gateway confirmations and the PUBACK fallback (docs/delivery.md rule 6).
+void log_mode_change() {
+  const ferry::ConfirmMode m = g_outbox->mode();
+  if (m == g_logged_mode) return;
+  g_logged_mode = m;
+  if (m == ferry::ConfirmMode::Broker) {
+    logf("outbox", "no commit confirmation within %lu s of the first PUBACK: the gateway does not confirm "
+         "commits; releasing readings on PUBACK (confirm=broker)", static_cast<unsigned long>(FERRY_ACK_FALLBACK_MS / 1000));
+  } else {
+    logf("outbox", "the gateway confirms commits again; releasing readings on confirmation (confirm=gateway)");
+  }
+}
+
+/// Hands the queued `ack` payloads (commit confirmations) to the outbox.
+void handle_confirmations(uint32_t now) {
+  std::string payload, why;
+  while (mqtt_take_ack(payload)) {
+    if (!g_outbox->on_ack_payload(payload, now, &why)) logf("outbox", "ignored ack payload: %s", why.c_str());
+  }
+  log_mode_change();
 }
 
 void handle_command() {
@@ -240,7 +264,12 @@ void setup() {
     delay(10000);
   }
   g_topics.reset(new ferry::Topics(g_id.device_id));
-  g_uplink.reset(new ferry::Uplink(FERRY_OFFLINE_READINGS, g_topics->telemetry));
+  ferry::OutboxOptions oo;
+  oo.capacity = FERRY_OUTBOX_CAPACITY;
+  oo.ack_timeout_ms = FERRY_ACK_TIMEOUT_MS;
+  oo.ack_timeout_max_ms = FERRY_ACK_TIMEOUT_MAX_MS;
+  oo.fallback_ms = FERRY_ACK_FALLBACK_MS;
+  g_outbox.reset(new ferry::Outbox(g_topics->telemetry, g_boot_count, oo));
 
   ferry::BootVerifier::Options bo;
   bo.running_version = FERRY_FW_VERSION;
@@ -268,16 +297,19 @@ void loop() {
     // mqtt_poll published the retained "online" at QoS 1 before returning just_connected.
     g_boot->publish_acked();
     g_led_state_dirty = true;
+    g_outbox->on_connected();  // resend everything unconfirmed (docs/delivery.md rule 4)
   }
 
   sample(now);
+  handle_confirmations(now);
   if (connected) {
     handle_command();
     if (g_led_state_dirty &&
         mqtt_transport().publish(g_topics->led_state, ferry::encode_led_state(g_led_cmd, g_led), 1, true)) {
       g_led_state_dirty = false;
     }
-    g_uplink->drain(mqtt_transport(), FERRY_DRAIN_PER_LOOP);
+    g_outbox->pump(mqtt_transport(), now, FERRY_DRAIN_PER_LOOP);
+    log_mode_change();
   }
   self_test_and_reports(now, connected);
   ota_poll(now, wifi_up);

@@ -2,17 +2,26 @@
 //
 // Why this client (docs/firmware-notes.md#mqtt-client-choice): PubSubClient can only publish at
 // QoS 0; arduino-mqtt publishes QoS 1 and blocks until the PUBACK, which is exactly the Transport
-// contract the core's Uplink relies on ("true = the broker has it"), and it supports a retained
+// contract the core's Outbox relies on ("true = the broker has it"), and it supports a retained
 // QoS 1 Last Will. esp-mqtt would also work but its outbox drops messages after 30 s, so the RAM
-// ring buffer in the core stays the one offline store either way.
+// outbox in the core stays the one offline store either way.
 #include <Arduino.h>
 #include <MQTT.h>
 #include <NetworkClientSecure.h>
 
+#include <deque>
+
 #include "app.h"
 #include "config.h"
 #include "ferry/backoff.h"
+#include "ferry/outbox.h"
 #include "secrets.h"
+
+// arduino-mqtt reads a whole packet into this buffer; the broker's retained `ack` message must fit,
+// or it could never be read: fixed header (5) + topic length (2) + `sensors/<63-char id>/ack` (75)
+// + the longest confirmation the gateway sends.
+static_assert(FERRY_MQTT_BUFFER_BYTES >= 5 + 2 + 75 + ferry::kMaxConfirmationBytes,
+              "FERRY_MQTT_BUFFER_BYTES cannot hold a 32-range commit confirmation");
 
 namespace {
 
@@ -26,13 +35,23 @@ bool g_stopped = false;
 
 // Written from the message callback (inside g_mqtt.loop()/publish()), read from loop(): both run
 // on the Arduino loop task, so no lock is needed. arduino-mqtt forbids publishing from the callback.
+// Confirmations are queued rather than handed to the outbox here, because the callback also runs
+// inside the outbox's own blocking publishes (ferry/outbox.h: not re-entrant). A confirmation lost
+// to a full queue costs only a resend (docs/delivery.md).
 std::string g_pending_cmd;
 bool g_has_cmd = false;
+constexpr size_t kAckQueue = 8;
+std::deque<std::string> g_acks;
 
 void on_message(MQTTClient*, char topic[], char bytes[], int length) {
-  if (!g_topics || g_topics->led_set != topic || length < 0) return;
-  g_pending_cmd.assign(bytes, size_t(length));
-  g_has_cmd = true;
+  if (!g_topics || length < 0) return;
+  if (g_topics->led_set == topic) {
+    g_pending_cmd.assign(bytes, size_t(length));
+    g_has_cmd = true;
+  } else if (g_topics->ack == topic) {
+    if (g_acks.size() == kAckQueue) g_acks.pop_front();
+    g_acks.emplace_back(bytes, size_t(length));
+  }
 }
 
 class MqttTransport : public ferry::Transport {
@@ -59,6 +78,15 @@ bool connect_once() {
   }
   if (!g_mqtt.subscribe(g_topics->led_set.c_str(), 1)) {
     logf("mqtt", "subscribe to %s failed", g_topics->led_set.c_str());
+    g_mqtt.disconnect();
+    return false;
+  }
+  // Commit confirmations (docs/delivery.md). QoS 0: the broker sends the retained one at once, and
+  // a lost one costs a resend. With an old ACL Mosquitto still grants the subscription but never
+  // delivers (ACL files restrict delivery, not subscribing: eclipse-mosquitto/mosquitto#2042), so
+  // the outbox falls back to PUBACKs after 60 s.
+  if (!g_mqtt.subscribe(g_topics->ack.c_str(), 0)) {
+    logf("mqtt", "subscribe to %s failed", g_topics->ack.c_str());
     g_mqtt.disconnect();
     return false;
   }
@@ -120,6 +148,13 @@ bool mqtt_take_command(std::string& payload) {
   payload.swap(g_pending_cmd);
   g_pending_cmd.clear();
   g_has_cmd = false;
+  return true;
+}
+
+bool mqtt_take_ack(std::string& payload) {
+  if (g_acks.empty()) return false;
+  payload.swap(g_acks.front());
+  g_acks.pop_front();
   return true;
 }
 

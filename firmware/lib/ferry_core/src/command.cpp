@@ -10,12 +10,7 @@ bool fail(std::string* reason, const char* why) {
   return false;
 }
 
-bool brightness_of(const json::Value& v, int& out) {
-  uint64_t n = 0;
-  if (!v.as_uint(n, 100)) return false;
-  out = int(n);
-  return true;
-}
+bool brightness_of(const json::Value& v, int& out) { return v.as_uint_to(out, 100); }
 
 }  // namespace
 

@@ -55,7 +55,8 @@ Topics::Topics(const std::string& id)
       led_set("sensors/" + id + "/led/set"),
       led_state("sensors/" + id + "/led/state"),
       status("sensors/" + id + "/status"),
-      ota_status("sensors/" + id + "/ota/status") {}
+      ota_status("sensors/" + id + "/ota/status"),
+      ack("sensors/" + id + "/ack") {}
 
 uint32_t next_boot_count(Storage& s) {
   uint32_t n = s.get_u32("boot", 0) + 1;

@@ -32,6 +32,14 @@ struct Value {
   const Value* get(std::string_view key) const;
   /// A non-negative integer lexeme (no fraction, no exponent) that fits `max`.
   bool as_uint(uint64_t& out, uint64_t max = UINT64_MAX) const;
+  /// as_uint() into a narrower type; `max` must fit in T. `out` is left alone on failure.
+  template <typename T>
+  bool as_uint_to(T& out, uint64_t max) const {
+    uint64_t n = 0;
+    if (!as_uint(n, max)) return false;
+    out = static_cast<T>(n);
+    return true;
+  }
 };
 
 struct Limits {
