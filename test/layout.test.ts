@@ -159,6 +159,16 @@ t.test('the build emits no test code', async (t) => {
   t.same(include.filter((p) => p === 'test' || p.startsWith('test/')), [], 'tsconfig.build.json includes nothing from test/')
 })
 
+t.test('dist/ holds exactly what the build emits: no leftover of a moved or deleted file (e.g. an old fake)', async (t) => {
+  const build = (JSON.parse(readRepo('package.json')!) as { scripts: Record<string, string> }).scripts.build!
+  t.match(build, /^node -e .*rmSync\('dist'.*&& tsc -p tsconfig\.build\.json$/, 'npm run build empties dist/ first')
+  if (!existsSync(join(root, 'dist'))) return t.skip('no dist/ yet (npm test builds it first)')
+  const walk = (dir: string): string[] =>
+    readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(`${dir}/${e.name}`) : e.name.endsWith('.js') ? [`${dir}/${e.name}`] : []))
+  const expected = built.filter((p) => p.endsWith('.ts')).map((p) => `dist/${p.replace(/\.ts$/, '.js')}`).sort()
+  t.same(walk('dist').sort(), expected)
+})
+
 t.test('the build check: catches test code pulled in by a product import, and test-like names', async (t) => {
   // A product file (virtual, so the tree is untouched) that imports a fake: tsc would emit the fake too.
   const virtual = join(root, 'gateway/src/__layout-check__.ts')
