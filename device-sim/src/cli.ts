@@ -9,15 +9,22 @@ import { defaultStateDir, deviceTlsFromPki, DeviceSim, type DeviceSimOptions } f
 const HELP = `usage: ferry device-sim --id <id> --pki <dir> [options]
 
 A simulated ESP32 node speaking the device protocol: mutual TLS, telemetry with (boot, seq),
-offline buffering, LED commands, and (with --ota-url) signed OTA updates.
+offline buffering, LED commands, and (with --ota-url) signed OTA updates. Each reading is kept
+until the gateway confirms on sensors/<id>/ack that it committed it (docs/delivery.md).
 
   --id <id>               device id; its certificate is <pki>/devices/<id>.crt/.key
   --pki <dir>             the "ferry pki" folder (ca.crt, devices/)
   --url <url>             broker (default mqtts://localhost:8883)
   --rate <r>              readings per second (default 1)
-  --count <n>             take n readings, exit once all are acknowledged (0 if all were,
-                          1 if the offline buffer had to drop some)
+  --count <n>             take n readings, exit once all are confirmed (0 if all were,
+                          1 if the offline buffer had to drop some); the last line says
+                          confirm=gateway, or confirm=broker after the fallback
   --buffer <n>            offline buffer capacity in readings (default 1000; oldest dropped)
+  --ack-timeout <d>       resend the oldest unconfirmed reading as a probe after this long
+                          without a confirmation, doubling up to 5m (default 10s)
+  --ack-fallback <d>      no confirmation at all this long after the first PUBACK on a
+                          connection: the gateway does not confirm, so release readings on
+                          the broker's PUBACK (confirm=broker) until one comes (default 60s)
   --offline-after <d>     simulate losing the network after this long (e.g. 20s)
   --offline-for <d>       ... and getting it back after this long (default 30s)
   --state <dir>           persisted state: boot counter, firmware version
@@ -42,6 +49,12 @@ function positiveNumber(name: string, text: string | undefined, dflt: number, in
   return n
 }
 
+function positiveDuration(name: string, text: string): number {
+  const ms = parseDuration(text)
+  if (ms < 1) throw new UsageError(`--${name} must be longer than 0, got "${text}"`)
+  return ms
+}
+
 /** Builds the simulator's options from the command line (exported for tests). */
 export function parseDeviceSimArgs(argv: string[]): { options: Omit<DeviceSimOptions, 'log'>; offlineAfterMs?: number; offlineForMs: number } | 'help' {
   const { values, help, helpText } = parseCli(
@@ -53,6 +66,8 @@ export function parseDeviceSimArgs(argv: string[]): { options: Omit<DeviceSimOpt
       rate: { type: 'string' },
       count: { type: 'string' },
       buffer: { type: 'string' },
+      'ack-timeout': { type: 'string' },
+      'ack-fallback': { type: 'string' },
       'offline-after': { type: 'string' },
       'offline-for': { type: 'string' },
       state: { type: 'string' },
@@ -79,6 +94,8 @@ export function parseDeviceSimArgs(argv: string[]): { options: Omit<DeviceSimOpt
   if (count === 0) throw new UsageError('--count must be at least 1')
   const buffer = positiveNumber('buffer', values.buffer, 1000, true)
   if (buffer < 1) throw new UsageError('--buffer must be at least 1')
+  const ackTimeoutMs = values['ack-timeout'] === undefined ? undefined : positiveDuration('ack-timeout', values['ack-timeout'])
+  const ackFallbackMs = values['ack-fallback'] === undefined ? undefined : positiveDuration('ack-fallback', values['ack-fallback'])
 
   let ota: DeviceSimOptions['ota']
   if (values['ota-url']) {
@@ -116,6 +133,8 @@ export function parseDeviceSimArgs(argv: string[]): { options: Omit<DeviceSimOpt
       rate: positiveNumber('rate', values.rate, 1),
       ...(count !== undefined ? { count } : {}),
       bufferCapacity: buffer,
+      ...(ackTimeoutMs !== undefined ? { ackTimeoutMs } : {}),
+      ...(ackFallbackMs !== undefined ? { ackFallbackMs } : {}),
       protocolVersion: mqttVersion === '5' ? 5 : 4,
       factory: { version, secureVersion: positiveNumber('secure-version', values['secure-version'], 0, true) },
       ...(ota ? { ota } : {}),
@@ -155,7 +174,12 @@ export async function run(argv: string[]): Promise<number> {
   if (outcome.kind === 'signal') log.info({ signal: outcome.sig }, 'stopping')
   await sim.stop()
   const counters = sim.counters
-  log.info({ produced: counters.produced, published: counters.published, acked: counters.acked, buffered: counters.buffered, dropped: counters.dropped, boot: sim.boot }, `readings published: ${counters.acked} acknowledged of ${counters.produced} taken`)
+  const { produced, published, resent, probes, acked, confirmed, confirm, buffered, dropped } = counters
+  const how = `${confirmed} confirmed by the gateway` + (acked > confirmed ? `, ${acked - confirmed} released on the broker's PUBACK` : '')
+  log.info(
+    { confirm, produced, published, resent, probes, acked, confirmed, buffered, dropped, boot: sim.boot },
+    `readings: ${acked} of ${produced} taken left the device (${how}); confirm=${confirm} confirmed=${confirmed} resent=${resent} dropped=${dropped}`,
+  )
   if (outcome.kind === 'done' && counters.dropped > 0) {
     log.error({ dropped: counters.dropped }, 'some readings were dropped because the offline buffer was full; raise --buffer')
     return 1

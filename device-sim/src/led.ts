@@ -6,6 +6,8 @@
  * harmless and the sender can match the echo.
  */
 
+import { decodeJsonPayload } from './payload.js'
+
 export interface LedCommand {
   /** "" for a bare integer. */
   cmd: string
@@ -25,14 +27,9 @@ function isBrightness(v: unknown): v is number {
 
 /** Parses a `led/set` payload; a refusal names what is wrong, and the caller keeps the LED as it is. */
 export function parseLedCommand(payload: Buffer | string): LedParse {
-  const text = Buffer.isBuffer(payload) ? payload.toString('utf8') : payload
-  if (Buffer.byteLength(text) > MAX_LED_PAYLOAD) return { ok: false, reason: `payload is larger than ${MAX_LED_PAYLOAD} bytes` }
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text)
-  } catch (err) {
-    return { ok: false, reason: `not JSON or a bare integer: ${(err as Error).message}` }
-  }
+  const decoded = decodeJsonPayload(payload, MAX_LED_PAYLOAD, 'not JSON or a bare integer')
+  if (!decoded.ok) return decoded
+  const parsed = decoded.value
   if (typeof parsed === 'number') {
     return isBrightness(parsed) ? { ok: true, command: { cmd: '', brightness: parsed } } : { ok: false, reason: 'brightness must be an integer 0..100' }
   }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient, type PacketCallback } from 'mqtt'
 import { FerryError } from '../../common/src/errors.js'
 import { assertDeviceId } from '../../common/src/ids.js'
 import { silentLogger, type Logger } from '../../common/src/logger.js'
@@ -10,7 +10,7 @@ import type { KeyInput, Manifest } from '../../ota-server/src/manifest/index.js'
 import { Reconnector } from './backoff.js'
 import { encodeLedState, judgeLedCommand, parseLedCommand, type LedCommand } from './led.js'
 import { OtaClient, type OtaCheckResult, type OtaReport } from './ota.js'
-import { DeviceOutbox } from './ring.js'
+import { DeviceOutbox, parseConfirmation, type ConfirmMode } from './ring.js'
 import { SimulatedSensors, type SensorOptions } from './sensors.js'
 import { loadState, saveState, stateFile, type SimState } from './state.js'
 
@@ -27,6 +27,8 @@ export interface Reading {
 }
 
 interface Entry {
+  /** The reading's seq, which the outbox matches against confirmations. */
+  seq: number
   reading: Reading
   /** Encoded once, when taken: a resend carries exactly the same bytes. */
   payload: string
@@ -36,14 +38,26 @@ interface Entry {
 export interface DeviceSimCounters {
   /** Readings taken. */
   produced: number
-  /** Readings handed to MQTT for the first time (resends after a reconnect are not counted again). */
+  /** Readings handed to MQTT for the first time. */
   published: number
-  /** Readings whose QoS 1 PUBACK arrived; they have left the device. */
+  /** Publishes of readings published before: after a reconnect, a gap, or as a probe (docs/delivery.md rules 3–5). */
+  resent: number
+  /** Of those, probes (rule 5). */
+  probes: number
+  /** Readings that have left the device: confirmed by the gateway, or released on their PUBACK while `confirm` is `broker`. */
   acked: number
-  /** Readings not yet acknowledged: queued plus in flight. */
+  /** Of those, confirmed by the gateway. */
+  confirmed: number
+  /** What releases readings now: the gateway's confirmations, or (fallback, rule 6) the broker's PUBACK. */
+  confirm: ConfirmMode
+  /** Readings held: not yet confirmed, whether sent or not. */
   buffered: number
+  /** Of those, published and waiting for their PUBACK. */
+  inflight: number
   /** Readings dropped because the outbox (offline buffer) was full (oldest first). */
   dropped: number
+  /** Unreadable messages on `ack`, ignored. */
+  ackInvalid: number
   /** LED commands applied / ignored (expired, clock not set, unreadable). */
   ledApplied: number
   ledIgnored: number
@@ -82,10 +96,16 @@ export interface DeviceSimOptions {
   rate?: number
   /** Take this many readings, then stop taking more; `finished` resolves once all have left the device. */
   count?: number
-  /** Offline buffer capacity (readings waiting to be published); default 1000. */
+  /** Outbox capacity: readings held until confirmed (not counting those awaiting PUBACK); default 1000. */
   bufferCapacity?: number
   /** QoS 1 publishes awaiting PUBACK at once; default 16 (the firmware sends one at a time). */
   inflightWindow?: number
+  /** docs/delivery.md rule 5: probe the oldest unconfirmed reading after this long; default 10 s. */
+  ackTimeoutMs?: number
+  /** Rule 5: the probe period doubles up to this; default 5 min. */
+  ackTimeoutMaxMs?: number
+  /** Rule 6: no confirmation this long after a connection's first PUBACK: release on PUBACK instead; default 60 s. */
+  ackFallbackMs?: number
   /** MQTT protocol: 4 (3.1.1, default, as esp-mqtt and arduino-mqtt use) or 5. */
   protocolVersion?: 4 | 5
   keepaliveS?: number
@@ -121,8 +141,6 @@ export function defaultStateDir(pkiDir: string): string {
   return join(dirname(pkiDir.replace(/\/+$/, '') || '.'), 'sim-state')
 }
 
-const bySeq = (a: Entry, b: Entry) => a.reading.seq - b.reading.seq
-
 /**
  * A simulated ESP32 node speaking the device protocol, with the firmware's behaviour:
  *
@@ -139,29 +157,33 @@ const bySeq = (a: Entry, b: Entry) => a.reading.seq - b.reading.seq
  *   persisted and incremented once per start; `seq` restarts at 1 every boot, so
  *   `(device, boot, seq)` identifies a reading (README.md#topics-and-payloads;
  *   docs/firmware-notes.md#boot-counter-and-sequence-numbers).
- * - Outbox (the firmware's offline buffer): every reading goes through a bounded queue, drop-oldest
- *   with a counter, drained in order; a reading leaves it only when its PUBACK arrives (see ring.ts).
+ * - Outbox (the firmware's offline buffer, docs/delivery.md): every reading is held, drop-oldest with
+ *   a counter, published in order, until the gateway confirms on `sensors/<id>/ack` that it committed
+ *   it; resent after every reconnect, after a gap, and as a probe; released on the broker's PUBACK only
+ *   while the gateway does not confirm (see ring.ts). The device subscribes to `ack` (QoS 0) on every
+ *   connection, so the retained confirmation shows at once that its gateway confirms.
  * - Reconnect: our own exponential backoff with full jitter (MQTT.js's fixed period is turned off).
  * - LED: applies `led/set` (JSON or bare integer; expired commands ignored), echoes `led/state`
  *   retained.
  * - OTA (optional): checks after the first connection and then periodically, verifies, downloads,
  *   reports on `sensors/<id>/ota/status`; installing records the new version in the state file.
  *
- * Events: `connect`, `disconnect`, `reading` (Reading), `acked` (Reading), `dropped` (Reading[]),
- * `led` ({ verdict, command?, reason? }), `ota` (OtaCheckResult), `done` (counters, when `count` is
- * reached and every reading has left the device), `error` is never emitted (problems are logged).
+ * Events: `connect`, `disconnect`, `reading` (Reading), `acked` (Reading, released), `dropped`
+ * (Reading[]), `confirmation` ({ boot, seqs, released, remarked }), `confirm-mode` (ConfirmMode, on a
+ * switch), `led` ({ verdict, command?, reason? }), `ota` (OtaCheckResult), `done` (counters, when
+ * `count` is reached and every reading has left the device), `error` is never emitted (problems are
+ * logged).
  */
 export class DeviceSim extends EventEmitter {
   readonly id: string
   private readonly opts: DeviceSimOptions
   private readonly log: Logger
   private readonly now: () => number
-  private readonly topics: { telemetry: string; status: string; ledSet: string; ledState: string; otaStatus: string }
-  /** Readings not yet acknowledged by the broker: queued, then in flight (ring.ts). */
-  private readonly outbox: DeviceOutbox<Entry>
+  private readonly topics: { telemetry: string; status: string; ledSet: string; ledState: string; otaStatus: string; ack: string }
+  /** Readings not yet confirmed (ring.ts); made again with the boot number at start. */
+  private outbox: DeviceOutbox<Entry>
   private readonly sensors: SimulatedSensors
   private readonly reconnector: Reconnector
-  private readonly window: number
   private client: MqttClient | undefined
   private state: SimState | undefined
   private file: string
@@ -173,9 +195,13 @@ export class DeviceSim extends EventEmitter {
   private stopping = false
   private connectedThisBoot = false
   private droppedThisOutage = 0
-  /** The counters kept here; `counters` adds the outbox's (buffered, dropped). */
-  private readonly counts = { produced: 0, published: 0, acked: 0, ledApplied: 0, ledIgnored: 0, connects: 0 }
+  /** The counters kept here; `counters` adds the outbox's. */
+  private readonly counts = { produced: 0, ackInvalid: 0, ledApplied: 0, ledIgnored: 0, connects: 0 }
+  /** Our telemetry publish callbacks, to find our publishes in MQTT.js's session (see `reconnect`). */
+  private readonly telemetryCallbacks = new WeakSet<object>()
   private tick: NodeJS.Timeout | undefined
+  /** Wakes the outbox for a probe or the fallback (rules 5, 6). */
+  private outboxTimer: NodeJS.Timeout | undefined
   private reconnectTimer: NodeJS.Timeout | undefined
   private otaTimer: NodeJS.Timeout | undefined
   private otaClient: OtaClient | undefined
@@ -195,11 +221,10 @@ export class DeviceSim extends EventEmitter {
     this.log = (opts.log ?? silentLogger).child({ component: 'device-sim', device: opts.id })
     this.now = opts.now ?? Date.now
     const base = `sensors/${opts.id}`
-    this.topics = { telemetry: `${base}/telemetry`, status: `${base}/status`, ledSet: `${base}/led/set`, ledState: `${base}/led/state`, otaStatus: `${base}/ota/status` }
-    this.outbox = new DeviceOutbox<Entry>(opts.bufferCapacity ?? 1000)
+    this.topics = { telemetry: `${base}/telemetry`, status: `${base}/status`, ledSet: `${base}/led/set`, ledState: `${base}/led/state`, otaStatus: `${base}/ota/status`, ack: `${base}/ack` }
+    this.outbox = this.makeOutbox(0) // checks the options now; start() makes it again for the boot
     this.sensors = new SimulatedSensors({ random: opts.random, ...opts.sensors })
     this.reconnector = new Reconnector({ baseMs: opts.backoff?.baseMs ?? 500, capMs: opts.backoff?.capMs ?? 30_000, stableMs: opts.backoff?.stableMs ?? 10_000, random: opts.random, now: this.now })
-    this.window = Math.max(1, opts.inflightWindow ?? 16)
     this.file = stateFile(opts.stateDir, opts.id)
     this.finished = new Promise((resolve) => (this.doneResolve = resolve))
   }
@@ -230,7 +255,9 @@ export class DeviceSim extends EventEmitter {
   }
 
   get counters(): DeviceSimCounters {
-    return { ...this.counts, buffered: this.outbox.pending, dropped: this.outbox.dropped }
+    const o = this.outbox
+    const { released, ...counts } = o.counts
+    return { ...this.counts, ...counts, acked: released, confirm: o.mode, buffered: o.held, inflight: o.inflight }
   }
 
   /**
@@ -252,6 +279,7 @@ export class DeviceSim extends EventEmitter {
       updatedAt: this.now(),
     }
     saveState(this.file, this.state)
+    this.outbox = this.makeOutbox(this.state.boot)
     this.log.info({ boot: this.state.boot, firmware: this.state.firmware.version, state: this.file }, 'device booted')
 
     if (this.opts.ota) {
@@ -313,7 +341,7 @@ export class DeviceSim extends EventEmitter {
     // Key order as the firmware's encode_telemetry; no ts while the clock is unknown.
     const { ts, ...rest } = reading
     const payload = this.opts.clockValid === false ? JSON.stringify({ seq: rest.seq, boot: rest.boot, pot: rest.pot, switch: rest.switch, led: rest.led }) : JSON.stringify({ seq: rest.seq, boot: rest.boot, ts, pot: rest.pot, switch: rest.switch, led: rest.led })
-    const dropped = this.outbox.push({ reading, payload })
+    const dropped = this.outbox.push({ seq: reading.seq, reading, payload })
     this.counts.produced++
     if (this.opts.count !== undefined && this.counts.produced >= this.opts.count) this.stopTicking()
     this.emit('reading', reading)
@@ -343,7 +371,7 @@ export class DeviceSim extends EventEmitter {
   goOnline(): void {
     if (!this.simulatedOffline || this.stopping) return
     this.simulatedOffline = false
-    this.log.info({ buffered: this.outbox.pending }, 'network back (simulated); reconnecting')
+    this.log.info({ buffered: this.outbox.held }, 'network back (simulated); reconnecting')
     if (!this.linkUp && !this.reconnectTimer) this.reconnect()
   }
 
@@ -361,14 +389,15 @@ export class DeviceSim extends EventEmitter {
 
   /**
    * Planned shutdown: stops taking readings, publishes `offline` (retained) so the LWT is not needed,
-   * waits briefly for in-flight publishes, disconnects cleanly and records the last seq. Readings still
-   * buffered are lost, as they would be on the device.
+   * waits briefly for in-flight publishes, disconnects cleanly and records the last seq. Readings not
+   * yet confirmed are lost, as they would be on the device.
    */
   async stop(): Promise<void> {
     if (this.stopping) return
     this.stopping = true
     this.stopTicking()
     clearTimeout(this.reconnectTimer)
+    clearTimeout(this.outboxTimer)
     clearTimeout(this.otaTimer)
     this.otaAbort.abort()
     const client = this.client
@@ -400,9 +429,11 @@ export class DeviceSim extends EventEmitter {
     this.linkUp = true
     this.counts.connects++
     this.reconnector.connected()
-    this.log.info({ sessionPresent: ack.sessionPresent, buffered: this.outbox.pending, droppedWhileOffline: this.droppedThisOutage }, 'connected to the broker')
+    // Rule 4: the broker may have restarted and lost what it had; everything unconfirmed goes again, in order.
+    this.outbox.connected()
+    this.log.info({ sessionPresent: ack.sessionPresent, buffered: this.outbox.held, confirm: this.outbox.mode, droppedWhileOffline: this.droppedThisOutage }, 'connected to the broker')
     if (this.droppedThisOutage) {
-      this.log.warn({ dropped: this.droppedThisOutage, totalDropped: this.outbox.dropped }, 'readings were dropped while offline (buffer full)')
+      this.log.warn({ dropped: this.droppedThisOutage, totalDropped: this.outbox.counts.dropped }, 'readings were dropped while offline (buffer full)')
       this.droppedThisOutage = 0
     }
     client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
@@ -413,6 +444,11 @@ export class DeviceSim extends EventEmitter {
         if (err) this.log.error({ err: { message: err.message } }, 'subscribing to LED commands failed; reconnecting')
       })
     }
+    // On every connection, even with the session kept: subscribing delivers the retained confirmation,
+    // which shows at once (rule 6) that the gateway confirms, even while it is down.
+    client.subscribe(this.topics.ack, { qos: 0 }, (err) => {
+      if (err) this.log.error({ err: { message: err.message } }, 'subscribing to commit confirmations failed')
+    })
     const first = !this.connectedThisBoot
     this.connectedThisBoot = true
     this.emit('connect')
@@ -425,9 +461,11 @@ export class DeviceSim extends EventEmitter {
     this.linkUp = false
     if (wasUp) {
       if (this.stopping) this.log.debug('disconnected from the broker')
-      else this.log.warn({ buffered: this.outbox.pending, inflight: this.outbox.inflight }, 'broker connection lost; buffering readings')
+      else this.log.warn({ buffered: this.outbox.held, inflight: this.outbox.inflight }, 'broker connection lost; buffering readings')
       this.emit('disconnect')
     }
+    clearTimeout(this.outboxTimer)
+    this.outboxTimer = undefined
     if (this.stopping || this.simulatedOffline) return
     this.scheduleReconnect()
   }
@@ -444,38 +482,99 @@ export class DeviceSim extends EventEmitter {
 
   private reconnect(): void {
     const client = this.client!
-    // Keep MQTT.js's session stores: unacknowledged publishes in them are resent (DUP) right after
-    // CONNACK, before anything new, and their callbacks (our PUBACK notifications) stay attached.
-    // MQTT.js's reconnect() would otherwise start with empty stores.
+    // Keep MQTT.js's session stores for status, LED and OTA messages: unacknowledged publishes in
+    // them are resent (DUP) right after CONNACK. Telemetry is taken out: the outbox resends every
+    // unconfirmed reading itself, in order (rule 4), so MQTT.js must not send some of them first.
+    // Their callbacks get "Message removed", which the outbox ignores (connected() starts afresh).
+    for (const [id, pending] of Object.entries(client.outgoing)) {
+      if (this.telemetryCallbacks.has(pending.cb)) client.removeOutgoingMessage(Number(id))
+    }
     client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore })
   }
 
-  /** Hands queued readings to MQTT, oldest first, keeping at most `window` awaiting PUBACK. */
+  private makeOutbox(boot: number): DeviceOutbox<Entry> {
+    const o = this.opts
+    return new DeviceOutbox<Entry>({ capacity: o.bufferCapacity ?? 1000, boot, window: o.inflightWindow, ackTimeoutMs: o.ackTimeoutMs, ackTimeoutMaxMs: o.ackTimeoutMaxMs, ackFallbackMs: o.ackFallbackMs })
+  }
+
+  /** Hands unsent readings to MQTT, oldest first, keeping at most the window awaiting PUBACK; then sets the outbox timer. */
   private pump(): void {
     const client = this.client
-    while (client && this.linkUp && !this.stopping && this.outbox.inflight < this.window) {
-      const entry = this.outbox.take()
-      if (!entry) break
-      this.counts.published++
-      client.publish(this.topics.telemetry, entry.payload, { qos: 1 }, (err) => {
+    while (client && this.linkUp && !this.stopping) {
+      const next = this.outbox.next(this.now())
+      if (!next) break
+      const { item, send, resend } = next
+      this.log.debug({ seq: item.seq }, resend ? 'sending a reading again' : 'reading published')
+      const callback: PacketCallback = (err) => {
         if (err) {
-          // Only when the client was ended with the publish unacknowledged; keep it for next time.
-          this.outbox.requeue(entry, bySeq)
-          this.counts.published--
+          // The publish was taken out of the session (see reconnect) or the client was ended: the
+          // outbox sends it again, unless a reconnect has already started afresh.
+          this.outbox.publishFailed(send)
           return
         }
-        if (!this.outbox.ack(entry)) return
-        this.counts.acked++
-        this.emit('acked', entry.reading)
-        this.checkDone()
+        this.released(this.outbox.puback(send, this.now()))
         this.pump()
-      })
+      }
+      this.telemetryCallbacks.add(callback)
+      client.publish(this.topics.telemetry, item.payload, { qos: 1 }, callback)
     }
+    this.scheduleOutboxTimer()
+  }
+
+  private scheduleOutboxTimer(): void {
+    clearTimeout(this.outboxTimer)
+    this.outboxTimer = undefined
+    const at = this.linkUp && !this.stopping ? this.outbox.nextDeadline() : undefined
+    if (at === undefined) return
+    this.outboxTimer = setTimeout(() => {
+      this.outboxTimer = undefined
+      this.pollOutbox()
+    }, Math.max(0, at - this.now()))
+    this.outboxTimer.unref()
+  }
+
+  /** Rules 5 and 6, when due. */
+  private pollOutbox(): void {
+    if (!this.linkUp || this.stopping) return
+    const r = this.outbox.poll(this.now())
+    if (r.fellBack) {
+      this.log.warn({ fallbackMs: this.opts.ackFallbackMs ?? 60_000, released: r.released.length }, 'the gateway does not confirm commits (nothing on ack): releasing readings on the broker\'s PUBACK instead (confirm=broker)')
+      this.emit('confirm-mode', this.outbox.mode)
+    }
+    if (r.probe) this.log.info({ seq: r.probe.seq, nextProbeMs: this.outbox.ackTimeoutMs, buffered: this.outbox.held }, 'no confirmation from the gateway: sending the oldest unconfirmed reading again as a probe')
+    this.released(r.released)
+    this.pump()
+  }
+
+  /** A message on `ack` (docs/delivery.md): releases what it covers; never throws. */
+  private onConfirmation(payload: Buffer): void {
+    if (payload.length === 0) return // a cleared retained message: not a confirmation
+    const parsed = parseConfirmation(payload)
+    if (!parsed.ok) {
+      this.counts.ackInvalid++
+      this.log.warn({ reason: parsed.reason, payload: payload.toString('utf8').slice(0, 100) }, 'ignored an unreadable commit confirmation')
+      return
+    }
+    const c = parsed.confirmation
+    const r = this.outbox.confirm(c, this.now())
+    if (r.backToGateway) {
+      this.log.info('the gateway confirms commits again: readings are released on its confirmations (confirm=gateway)')
+      this.emit('confirm-mode', this.outbox.mode)
+    }
+    if (r.remarked) this.log.warn({ remarked: r.remarked }, 'readings sent before confirmed ones did not reach the gateway: sending them again')
+    this.emit('confirmation', { boot: c.boot, seqs: c.seqs, released: r.released.length, remarked: r.remarked })
+    this.released(r.released)
+    this.pump()
+  }
+
+  private released(entries: Entry[]): void {
+    for (const e of entries) this.emit('acked', e.reading)
+    if (entries.length) this.checkDone()
   }
 
   private checkDone(): void {
     const count = this.opts.count
-    if (count === undefined || this.counts.produced < count || this.outbox.pending > 0) return
+    if (count === undefined || this.counts.produced < count || this.outbox.held > 0) return
     this.doneResolve(this.counters)
     this.emit('done', this.counters)
   }
@@ -488,6 +587,7 @@ export class DeviceSim extends EventEmitter {
   // --- LED -----------------------------------------------------------------------------------------
 
   private onMessage(topic: string, payload: Buffer): void {
+    if (topic === this.topics.ack) return this.onConfirmation(payload)
     if (topic !== this.topics.ledSet) return
     if (payload.length === 0) return // a cleared retained command: nothing to do
     const parsed = parseLedCommand(payload)
