@@ -15,6 +15,7 @@ export const ErrorCodes = {
   FERRY_ERR_BROKER: 'The mosquitto broker could not be started or did not become ready.',
   FERRY_ERR_BUFFER_CORRUPT: 'The buffer database was corrupt; it was moved aside and a fresh one started.',
   FERRY_ERR_BUFFER_FULL_DISK: 'The disk is full; acknowledgements stop until writes succeed again.',
+  FERRY_ERR_BUFFER_BACKPRESSURE: 'The buffer is full of undelivered readings (FERRY_BUFFER_ON_FULL=backpressure); ingest pauses until the drainers free room.',
   FERRY_ERR_SINK_AUTH: 'A sink refused the credentials (401/403); that sink stopped, data stays buffered.',
   FERRY_ERR_SINK: 'A sink failed in a way that will be retried.',
   FERRY_ERR_MANIFEST_SIGNATURE: 'An OTA envelope signature did not verify against the release key.',

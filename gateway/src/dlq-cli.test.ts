@@ -92,6 +92,22 @@ t.test('ferry dlq requeue: each becomes a new reading at the end; ids stay conti
   t.equal((await dlq(['list', '--db', path])).stdout, '', 'none left to list')
 })
 
+t.test('ferry dlq requeue keeps the point time: the refused reading its own, the ingest one its receive time', async (t) => {
+  const path = gatewayLeftBuffer(t)
+  const { db } = openBuffer(path)
+  const original = new RingBuffer(db, LIMITS).read('slow', 100).find((r) => r.seq === 3)!.tsUs
+  db.close()
+  const listed = JSON.parse((await dlq(['list', '--db', path, '--json'])).stdout) as DeadLetter[]
+  t.same(listed.map((d) => [d.id, d.tsUs]), [[2, null], [1, original]], 'list --json shows the point time a sink refused')
+  const receivedAt = listed[0]!.at
+
+  t.equal((await dlq(['requeue', '1', '2', '--db', path])).code, 0)
+  const after = openBuffer(path)
+  const backlog = new RingBuffer(after.db, LIMITS).read('file', 100).map((r) => [`${r.device}/${r.seq}`, r.tsUs])
+  after.db.close()
+  t.same(backlog, [['dev1/3', original], ['dev2/1', receivedAt * 1000]], 'the sink that refused it gets it with its original time; the ingest one with the time it first arrived')
+})
+
 t.test('ferry dlq requeue: a bad id fails (1) and names it; bad usage is a usage error (2)', async (t) => {
   const path = gatewayLeftBuffer(t)
   const r = await dlq(['requeue', '2', '99', '--db', path])

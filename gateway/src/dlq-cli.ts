@@ -11,8 +11,9 @@ Dead letters are messages the gateway could not store as readings (bad JSON, out
 unknown topics; source "ingest") and readings a sink refused (source "sink:<name>"), each with the
 reason and the raw bytes. "requeue" feeds a dead letter through ingest validation again (after you
 fixed what was wrong, e.g. a field type conflict in InfluxDB); it becomes a new reading that every
-sink receives, with its original point time when the device sent "ts". Run requeue while the gateway
-is stopped or accept that it may briefly wait for the database lock.
+sink receives, with its original point time: the one it had when a sink refused it (list --json shows
+it as tsUs), else the device's "ts" when plausible, else the time the gateway first received it. Run
+requeue while the gateway is stopped or accept that it may briefly wait for the database lock.
 --db defaults to $FERRY_DB or ./ferry-buffer.db.`
 
 export async function run(argv: string[]): Promise<number> {

@@ -7,13 +7,14 @@
  */
 import type { Logger } from '../../common/src/logger.js'
 import type { CoreConfig } from './core-config.js'
-import { openBuffer, RingBuffer, queryStatus } from './buffer/index.js'
+import { logSinkChanges, openBuffer, RingBuffer, queryStatus, META_BUFFER_LIMITS } from './buffer/index.js'
+import { bufferLimits } from './buffer/config.js'
 import { createIngest } from './ingest/pipeline.js'
 import { readMqttTls } from './ingest/tls.js'
 import type { Subscriber } from './ingest/subscriber.js'
 import { Drainer } from './drain/drainer.js'
 import type { Sink } from './sinks/types.js'
-import { createMetrics, recordDrainEvent, recordStatus, type Metrics } from './metrics.js'
+import { createMetrics, recordDrainEvent, recordExpired, recordStatus, type Metrics } from './metrics.js'
 import { createLed, type LedRelay, type TalkBackPoller } from './led/index.js'
 import type { TalkBackSettings } from './led/config.js'
 import { initialState, type GatewayState } from './state.js'
@@ -49,16 +50,15 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
   const log = deps.log
   // Certificates first: a bad path is a config error, reported before the buffer is touched.
   const tls = readMqttTls(config, log, deps.readFile)
+  const limits = bufferLimits(config)
 
   const opened = openBuffer(config.FERRY_DB, { synchronous: config.FERRY_DB_SYNCHRONOUS, log: log.child({ component: 'buffer' }) })
-  const buffer = new RingBuffer(opened.db, {
-    maxRows: config.FERRY_BUFFER_MAX_ROWS,
-    maxBytes: config.FERRY_BUFFER_MAX_BYTES,
-    dedupWindowMs: config.FERRY_BUFFER_DEDUP_WINDOW_MS,
-    maxEvents: config.FERRY_BUFFER_MAX_EVENTS,
-  })
+  const buffer = new RingBuffer(opened.db, limits)
+  buffer.setMeta(META_BUFFER_LIMITS, limits) // for `ferry status`'s runway
   const metrics = createMetrics()
   const state = initialState(opened.recovered)
+  // Sinks no longer in FERRY_SINKS stop holding readings; one added back resumes (buffer/sinks.ts).
+  logSinkChanges(log.child({ component: 'buffer' }), buffer.configureSinks(deps.sinks.map((s) => s.name)))
 
   const drainers = deps.sinks.map(
     (sink) =>
@@ -90,7 +90,20 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     onLedState: (device, payload) => led.relay.observeLedState(device, payload),
   })
 
-  const led = createLed({ db: buffer.db, client: ingest.subscriber.client, log, registry: metrics.registry, talkback: deps.talkback, brokerUp: () => state.brokerConnected })
+  const led = createLed({ db: buffer.db, client: ingest.subscriber.client, log, registry: metrics.registry, talkback: deps.talkback, ready: () => state.brokerConnected && state.ingestPaused?.reason !== 'disk-full' })
+
+  // FERRY_BUFFER_MAX_AGE: expire undelivered readings past it, checking every 1/100 of it (1 s to 1 min).
+  const expiry = limits.maxAgeMs ? setInterval(expire, Math.min(60_000, Math.max(1000, limits.maxAgeMs / 100))) : undefined
+  function expire() {
+    try {
+      const e = buffer.expire()
+      if (e.total === 0) return
+      recordExpired(metrics, e.byDevice)
+      log.warn({ component: 'buffer', expired: e.total, byDevice: e.byDevice, maxAge: config.FERRY_BUFFER_MAX_AGE }, 'expired undelivered readings older than FERRY_BUFFER_MAX_AGE')
+    } catch (err) {
+      log.warn({ component: 'buffer', err }, 'expiring old readings failed; trying again later')
+    }
+  }
 
   led.start()
   for (const d of drainers) d.start()
@@ -117,6 +130,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     },
     stop() {
       stopped ??= (async () => {
+        clearInterval(expiry)
         await led.stop()
         // No new messages are taken; what is pending is committed and acknowledged; then DISCONNECT.
         await ingest.stop()

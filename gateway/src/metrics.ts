@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { IngestOutcome, SinkBacklog } from './buffer/index.js'
+import type { IngestOutcome, Runway, SinkOutlook } from './buffer/index.js'
 import type { DrainEvent } from './drain/drainer.js'
+import { PAUSE_REASONS, type PauseReason } from './ingest/pause.js'
 
 /**
  * Prometheus metrics (prom-client): one registry per gateway so tests can run several in a process.
@@ -31,7 +32,13 @@ export function createMetrics() {
     bufferRows: new Gauge({ name: 'ferry_buffer_rows', help: 'Readings held in the buffer.', registers: [registry] }),
     brokerConnected: new Gauge({ name: 'ferry_broker_connected', help: '1 while the MQTT session is up.', registers: [registry] }),
     brokerDropped: new Gauge({ name: 'ferry_broker_dropped_messages', help: "Mosquitto's $SYS/broker/publish/messages/dropped.", registers: [registry] }),
+    ingestPaused: new Gauge({ name: 'ferry_ingest_paused', help: '1 while ingest is paused (disconnected from the broker, nothing acknowledged), by reason: disk-full or backpressure (FERRY_BUFFER_ON_FULL).', labelNames: ['reason'] as const, registers: [registry] }),
+    expired: new Counter({ name: 'ferry_buffer_expired_total', help: 'Undelivered readings removed for being older than FERRY_BUFFER_MAX_AGE, by device.', labelNames: ['device'] as const, registers: [registry] }),
+    ingestRate: new Gauge({ name: 'ferry_buffer_ingest_readings_per_second', help: 'Readings committed per second, recently (EWMA, 5 min time constant).', registers: [registry] }),
+    runway: new Gauge({ name: 'ferry_buffer_runway_seconds', help: 'How long the buffer can absorb the current ingest rate before it must drop the oldest undelivered readings (or, with backpressure, pause ingest); +Inf when nothing comes in, 0 while paused by backpressure.', registers: [registry] }),
+    drainEta: new Gauge({ name: 'ferry_sink_drain_eta_seconds', help: "Estimated time until a sink's backlog is delivered, at its send rate minus the ingest rate; 0 with no backlog, +Inf while it is not shrinking (sink failing or too slow).", labelNames: ['sink'] as const, registers: [registry] }),
   }
+  for (const reason of PAUSE_REASONS) m.ingestPaused.set({ reason }, 0)
   return m
 }
 
@@ -60,10 +67,25 @@ export function recordDrainEvent(m: Metrics, e: DrainEvent): void {
 }
 
 /** The gauges that come from a status query (refreshed whenever the status is read, e.g. by a scrape). */
-export function recordStatus(m: Metrics, s: { buffered: { rows: number }; sinks: readonly SinkBacklog[] }): void {
+export function recordStatus(m: Metrics, s: { buffered: { rows: number }; sinks: readonly SinkOutlook[]; runway: Runway | null }): void {
   m.bufferRows.set(s.buffered.rows)
   for (const sink of s.sinks) {
     m.sinkBacklog.set({ sink: sink.name }, sink.rows)
     m.sinkOldestAge.set({ sink: sink.name }, sink.oldestAgeMs === null ? 0 : sink.oldestAgeMs / 1000)
+    m.drainEta.set({ sink: sink.name }, sink.drainEtaS ?? Infinity)
   }
+  if (s.runway) {
+    m.ingestRate.set(s.runway.ingestPerS)
+    m.runway.set(s.runway.seconds ?? Infinity)
+  }
+}
+
+/** Ingest paused for `reason`, or running (null). */
+export function recordPause(m: Metrics, reason: PauseReason | null): void {
+  for (const r of PAUSE_REASONS) m.ingestPaused.set({ reason: r }, r === reason ? 1 : 0)
+}
+
+/** Readings expired by FERRY_BUFFER_MAX_AGE, per device (`RingBuffer.expire`). */
+export function recordExpired(m: Metrics, byDevice: Readonly<Record<string, number>>): void {
+  for (const [device, n] of Object.entries(byDevice)) m.expired.inc({ device }, n)
 }

@@ -1,11 +1,15 @@
 import type { OpenResult } from './buffer/index.js'
+import type { IngestPause } from './ingest/pause.js'
 
 /** Live facts about the running gateway, for the API, metrics and logs. */
 export interface GatewayState {
   startedAt: number
   brokerConnected: boolean
-  /** Set while commits fail for lack of space; acknowledgements are stopped. */
-  diskFull: { since: number; error: string } | null
+  /**
+   * Set while ingest is paused (disconnected, nothing acknowledged): commits fail for lack of space
+   * (disk-full), or the buffer is full of undelivered readings (backpressure). See ingest/pause.ts.
+   */
+  ingestPaused: IngestPause | null
   brokerDropped: number | null
   lastError: { code: string; message: string; at: number } | null
   recovered: { movedTo: string; error: string; at: number } | null
@@ -16,7 +20,7 @@ export function initialState(recovered: OpenResult['recovered'], now = Date.now(
   return {
     startedAt: now,
     brokerConnected: false,
-    diskFull: null,
+    ingestPaused: null,
     brokerDropped: null,
     lastError: recovered ? { code: 'FERRY_ERR_BUFFER_CORRUPT', message: `buffer was corrupt (${recovered.error}); moved to ${recovered.movedTo}`, at: recovered.at } : null,
     recovered: recovered ?? null,

@@ -1,13 +1,14 @@
 import { existsSync } from 'node:fs'
 import { parseCli } from '../../common/src/cli-args.js'
 import { UsageError } from '../../common/src/errors.js'
-import { openBuffer, queryStatus } from './buffer/index.js'
+import { META_INGEST_PAUSED, openBuffer, queryStatus, type Runway } from './buffer/index.js'
 
 const HELP = `usage: ferry status [--db <path>] [--json]
 
 Opens the buffer database read-only (safe while the gateway runs) and prints: readings buffered and
-their bytes, per sink the backlog, oldest unsent age, totals, last error and replay progress (rows left,
-rate, ETA), readings dropped because the buffer was full (total and per device), dead letters, and the
+their bytes, the runway (how long the buffer absorbs the current ingest rate before it must drop, or
+push back), whether ingest is paused and why, per sink the backlog, oldest unsent age, totals, last
+error and replay progress (rate, drain ETA), sinks retired since when (no longer in FERRY_SINKS: they hold no readings), readings dropped because the buffer was full and readings expired by FERRY_BUFFER_MAX_AGE (total and per device), dead letters, and the
 last recorded error (e.g. a corrupt database that was moved aside).
 --db defaults to $FERRY_DB or ./ferry-buffer.db.`
 
@@ -15,6 +16,17 @@ function age(ms: number | null): string {
   if (ms === null) return '-'
   const s = Math.round(ms / 1000)
   return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${(s / 3600).toFixed(1)}h`
+}
+
+/** "3 (dev1: 2, dev2: 1)", or "0". */
+function counted(total: number, by: Record<string, number>): string {
+  return `${total}${total ? ' (' + Object.entries(by).map(([d, n]) => `${d}: ${n}`).join(', ') + ')' : ''}`
+}
+
+function runwayLine(r: Runway | null): string {
+  if (!r) return '-'
+  const then = r.onFull === 'backpressure' ? 'ingest pauses (backpressure)' : 'the oldest undelivered readings are dropped'
+  return `${r.seconds === null ? '-' : age(r.seconds * 1000)} until ${then} (${r.ingestPerS} readings/s; room for ${r.freeRows} readings, ${r.freeBytes} bytes)`
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -29,20 +41,28 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const s = queryStatus(db)
     const progress = (name: string) => s.meta[`progress:${name}`] as { rowsLeft: number; ratePerS: number; etaS: number | null; at: number } | undefined
+    // Written by the gateway when ingest pauses or resumes (ingest/pipeline.ts).
+    const paused = (s.meta[META_INGEST_PAUSED] ?? null) as { reason: string; code: string; since: number; error: string } | null
     if (values.json) {
-      process.stdout.write(JSON.stringify({ ...s, sinks: s.sinks.map((k) => ({ ...k, progress: progress(k.name) ?? null })) }, null, 2) + '\n')
+      process.stdout.write(JSON.stringify({ ...s, ingestPaused: paused, sinks: s.sinks.map((k) => ({ ...k, progress: progress(k.name) ?? null })) }, null, 2) + '\n')
       return 0
     }
     const out: string[] = []
     out.push(`buffered:     ${s.buffered.rows} readings, ${s.buffered.bytes} bytes`)
+    out.push(`runway:       ${runwayLine(s.runway)}`)
+    if (paused) out.push(`ingest:       paused (${paused.reason}, ${paused.code}) for ${age(Date.now() - paused.since)}: ${paused.error}`)
     for (const k of s.sinks) {
       const p = progress(k.name)
-      const replay = p && k.rows > 0 ? `, replay ${p.ratePerS}/s, ETA ${p.etaS === null ? '-' : age(p.etaS * 1000)}` : ''
+      const replay = k.rows > 0 ? `${p ? `, replay ${p.ratePerS}/s` : ''}, drain ETA ${k.drainEtaS === null ? '-' : age(k.drainEtaS * 1000)}` : ''
       out.push(`sink ${k.name.padEnd(10)} backlog ${k.rows}, oldest unsent ${age(k.oldestAgeMs)}, sent ${k.sentTotal}, rejected ${k.rejectedTotal}${replay}`)
       if (k.lastErrorCode) out.push(`  last error (${k.lastErrorCode}) ${age(k.lastErrorAt === null ? null : Date.now() - k.lastErrorAt)} ago: ${k.lastError}`)
     }
-    out.push(`dropped:      ${s.dropped.total}${s.dropped.total ? ' (' + Object.entries(s.dropped.byDevice).map(([d, n]) => `${d}: ${n}`).join(', ') + ')' : ''}`)
-    out.push(`dead letters: ${s.deadLetters.total}${s.deadLetters.total ? ' (' + Object.entries(s.deadLetters.bySource).map(([d, n]) => `${d}: ${n}`).join(', ') + ')' : ''}`)
+    for (const k of s.retiredSinks) {
+      out.push(`sink ${k.name.padEnd(10)} retired since ${new Date(k.retiredAt).toISOString()} (${age(Date.now() - k.retiredAt)} ago; not in FERRY_SINKS), cursor ${k.cursor}, sent ${k.sentTotal}, rejected ${k.rejectedTotal}`)
+    }
+    out.push(`dropped:      ${counted(s.dropped.total, s.dropped.byDevice)}`)
+    out.push(`expired:      ${counted(s.expired.total, s.expired.byDevice)}`)
+    out.push(`dead letters: ${counted(s.deadLetters.total, s.deadLetters.bySource)}`)
     const recovery = s.meta.last_corrupt_recovery as { movedTo: string; error: string; at: number } | undefined
     if (recovery) out.push(`last error:   corrupt database moved to ${recovery.movedTo} at ${new Date(recovery.at).toISOString()} (${recovery.error})`)
     process.stdout.write(out.join('\n') + '\n')

@@ -141,11 +141,11 @@ t.test('a full disk stops acknowledgements and ingest resumes by itself when spa
   }
   // The broker still accepts from the device (it keeps the messages for the gateway).
   await publishReadings(dev, 'dev1', 101, 3000)
-  await waitUntil(() => gw.state.diskFull !== null, 'the gateway to notice the full disk', 30_000)
+  await waitUntil(() => gw.state.ingestPaused?.reason === 'disk-full', 'the gateway to notice the full disk', 30_000)
   t.equal(gw.state.lastError?.code, 'FERRY_ERR_BUFFER_FULL_DISK')
   t.notOk(gw.state.brokerConnected, 'no more acknowledgements: the gateway has stepped back from the broker')
   rmSync(filler)
-  await waitUntil(() => gw.state.diskFull === null && count(gw) === 3000, 'ingest to resume and catch up', 60_000)
+  await waitUntil(() => gw.state.ingestPaused === null && count(gw) === 3000, 'ingest to resume and catch up', 60_000)
   t.equal(count(gw, 'SELECT count(*) AS n FROM (SELECT DISTINCT seq FROM readings)'), 3000, 'every reading exactly once, none lost')
   t.ok(existsSync(join(mnt, 'buffer.db')))
 })

@@ -43,6 +43,7 @@ export class FakeTalkBack {
   private queue: FakeTalkBackCommand[] = []
   private nextId = 1
   private scripted: Array<{ status: number; retryAfter?: string; body?: string }> = []
+  private stalls = 0
   private lastExecute = 0
   private server: Server | undefined
   private executeWaiters: Array<() => void> = []
@@ -85,12 +86,20 @@ export class FakeTalkBack {
     for (let i = 0; i < n; i++) this.scripted.push({ status, ...opts })
   }
 
+  /**
+   * The next `n` execute calls take the next command off the queue and never answer (until `close`):
+   * an answer lost in transit, the window no client can close.
+   */
+  stallNext(n = 1): void {
+    this.stalls += n
+  }
+
   /** Execute calls answered so far (any status). */
   executeCalls(): FakeTalkBackRequest[] {
     return this.requests.filter((r) => /\/commands\/execute/.test(r.path))
   }
 
-  /** Resolves after the next execute call has been answered. */
+  /** Resolves after the next execute call has been answered (or stalled). */
   nextExecute(): Promise<void> {
     return new Promise((r) => this.executeWaiters.push(r))
   }
@@ -139,6 +148,11 @@ export class FakeTalkBack {
       if (!next) return send(200, json ? (this.opts.emptyJson ?? '{}') : '', json)
       next.executed_at = isoWithOffset(now)
       next.position = null
+      if (this.stalls > 0) {
+        this.stalls--
+        for (const w of this.executeWaiters.splice(0)) w()
+        return
+      }
       return send(200, json ? JSON.stringify(next) : next.command_string, json)
     }
     if (sub === undefined && req.method === 'POST') {

@@ -56,10 +56,14 @@ t.test('GET /healthz is 200 while the database is writable and the broker connec
   t.equal(down.statusCode, 503)
   t.equal(down.json().checks.broker, 'not connected')
   t.match(down.json().reasons, [/broker/])
-  gw.state.diskFull = { since: Date.now(), error: 'SQLITE_FULL: database or disk is full' }
+  gw.state.ingestPaused = { reason: 'disk-full', code: 'FERRY_ERR_BUFFER_FULL_DISK', since: Date.now(), error: 'SQLITE_FULL: database or disk is full' }
   const full = await app.inject('/healthz')
   t.match(full.json().checks.database, /not writable \(SQLITE_FULL/)
-  gw.state.diskFull = null
+  gw.state.ingestPaused = { reason: 'backpressure', code: 'FERRY_ERR_BUFFER_BACKPRESSURE', since: Date.now(), error: 'the buffer is full of undelivered readings' }
+  const pushedBack = await app.inject('/healthz')
+  t.equal(pushedBack.json().checks.database, 'ok')
+  t.match(pushedBack.json().reasons, [/paused by backpressure/])
+  gw.state.ingestPaused = null
 })
 
 t.test('GET /metrics serves Prometheus text with ingest, sink, commit and LED counters', async (t) => {
@@ -67,10 +71,11 @@ t.test('GET /metrics serves Prometheus text with ingest, sink, commit and LED co
   const res = await app.inject('/metrics')
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/)
-  for (const name of ['ferry_messages_received_total', 'ferry_messages_acked_total', 'ferry_buffer_dropped_total', 'ferry_dead_letters_total', 'ferry_sink_backlog_rows', 'ferry_sink_oldest_unsent_age_seconds', 'ferry_sink_errors_total', 'ferry_buffer_commit_seconds_bucket', 'ferry_led_commands_total']) {
+  for (const name of ['ferry_messages_received_total', 'ferry_messages_acked_total', 'ferry_buffer_dropped_total', 'ferry_dead_letters_total', 'ferry_sink_backlog_rows', 'ferry_sink_oldest_unsent_age_seconds', 'ferry_sink_errors_total', 'ferry_buffer_commit_seconds_bucket', 'ferry_led_commands_total', 'ferry_ingest_paused', 'ferry_buffer_expired_total', 'ferry_buffer_runway_seconds', 'ferry_sink_drain_eta_seconds']) {
     t.match(res.body, new RegExp(`^# TYPE ${name.replace(/_bucket$/, '')} `, 'm'), name)
   }
   t.match(res.body, /^ferry_messages_acked_total 21$/m, '20 readings and one status message')
+  t.match(res.body, /^ferry_ingest_paused\{reason="backpressure"\} 0$/m, 'not paused')
 })
 
 t.test('GET /api/status reports the buffer, sinks, gateway, commands and API mode', async (t) => {
@@ -81,6 +86,10 @@ t.test('GET /api/status reports the buffer, sinks, gateway, commands and API mod
   t.same(s.buffered.rows, 20)
   t.same(s.sinks, [])
   t.equal(s.gateway.brokerConnected, true)
+  t.equal(s.gateway.ingestPaused, null)
+  t.same(s.expired, { total: 0, byDevice: {} })
+  t.match(s.runway, { onFull: 'drop-oldest', freeRows: 1_000_000 - 20 })
+  t.ok(s.runway.ingestPerS > 0 && s.runway.seconds > 0, 'readings came in, so the runway is finite')
   t.same(s.commands, { byState: { pending: 0, published: 0, confirmed: 0, superseded: 0, expired: 0, rejected: 0, failed: 0 }, talkback: null })
   t.same(s.api, { readOnly: false })
 })

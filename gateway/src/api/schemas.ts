@@ -90,7 +90,43 @@ export const SinkStatus = Type.Object({
   lastErrorCode: Nullable(Type.String()),
   lastError: Nullable(Type.String()),
   lastErrorAt: Nullable(Type.Integer()),
+  drainEtaS: Nullable(Type.Integer({ description: 'Estimated seconds until the backlog is delivered, at the sink\'s send rate minus the ingest rate; 0 with no backlog; null while it is not shrinking (sink failing, no rate yet, or slower than ingest).' })),
 })
+
+const PerDevice = Type.Object({ total: Type.Integer(), byDevice: Type.Record(Type.String(), Type.Integer()) })
+
+export const Runway = Type.Object(
+  {
+    onFull: Type.Union([Type.Literal('drop-oldest'), Type.Literal('backpressure')], { description: 'FERRY_BUFFER_ON_FULL: what happens when the runway ends.' }),
+    ingestPerS: Type.Number({ description: 'Readings committed per second, recently (EWMA, 5 min time constant).' }),
+    freeRows: Type.Integer({ description: 'Readings that still fit before undelivered readings reach FERRY_BUFFER_MAX_ROWS.' }),
+    freeBytes: Type.Integer({ description: 'Payload bytes that still fit before undelivered readings reach FERRY_BUFFER_MAX_BYTES (estimated from the average payload).' }),
+    seconds: Nullable(Type.Integer({ description: 'Free room divided by the ingest rate; 0 while paused by backpressure; null when nothing comes in.' })),
+  },
+  { description: 'How long the buffer can absorb the current ingest rate before it must drop (or push back).' },
+)
+
+export const IngestPaused = Type.Object(
+  {
+    reason: Type.Union([Type.Literal('disk-full'), Type.Literal('backpressure')]),
+    code: Type.String({ description: 'FERRY_ERR_BUFFER_FULL_DISK or FERRY_ERR_BUFFER_BACKPRESSURE (docs/errors.md).' }),
+    since: Type.Integer(),
+    error: Type.String({ description: 'What the refused or failed commit said.' }),
+  },
+  { description: 'Set while ingest is paused: disconnected from the broker, nothing acknowledged; it resumes by itself.' },
+)
+
+export const RetiredSinkStatus = Type.Object(
+  {
+    name: Type.String(),
+    retiredAt: Type.Integer({ description: 'When the gateway started without this sink in FERRY_SINKS (ms since the epoch).' }),
+    cursor: Type.Integer(),
+    sentTotal: Type.Integer(),
+    rejectedTotal: Type.Integer(),
+    lastOkAt: Nullable(Type.Integer()),
+  },
+  { description: 'A sink no longer configured: it holds no readings in the buffer; added back, it resumes from its cursor if what follows is still buffered, else from the oldest buffered reading.' },
+)
 
 const ErrorAt = Type.Object({ code: Type.String(), message: Type.String(), at: Type.Integer() })
 
@@ -109,13 +145,16 @@ export const TalkBackStatus = Type.Object({
 export const Status = Type.Object({
   buffered: Type.Object({ rows: Type.Integer(), bytes: Type.Integer() }),
   sinks: Type.Array(SinkStatus),
-  dropped: Type.Object({ total: Type.Integer(), byDevice: Type.Record(Type.String(), Type.Integer()) }),
+  retiredSinks: Type.Array(RetiredSinkStatus),
+  dropped: PerDevice,
+  expired: Type.Object({ ...PerDevice.properties }, { description: 'Undelivered readings removed for their age (FERRY_BUFFER_MAX_AGE), per device.' }),
+  runway: Nullable(Runway),
   deadLetters: Type.Object({ total: Type.Integer(), bySource: Type.Record(Type.String(), Type.Integer()) }),
   meta: Type.Record(Type.String(), Type.Unknown()),
   gateway: Type.Object({
     startedAt: Type.Integer(),
     brokerConnected: Type.Boolean(),
-    diskFull: Nullable(Type.Object({ since: Type.Integer(), error: Type.String() })),
+    ingestPaused: Nullable(IngestPaused),
     brokerDropped: Nullable(Type.Integer()),
     lastError: Nullable(ErrorAt),
     recovered: Nullable(Type.Object({ movedTo: Type.String(), error: Type.String(), at: Type.Integer() })),

@@ -1,4 +1,7 @@
 import { Type, type Static } from 'typebox'
+import { parseDuration } from '../../../common/src/cli-args.js'
+import { ConfigError } from '../../../common/src/errors.js'
+import type { BufferLimits } from './types.js'
 
 /** The SQLite ring buffer: file, durability and bounds. Composed into the gateway's schema (core-config.ts). */
 export const bufferConfigSchema = Type.Object({
@@ -7,10 +10,48 @@ export const bufferConfigSchema = Type.Object({
     default: 'FULL',
     description: 'SQLite synchronous level in WAL mode. FULL (default) also survives power loss, at one fsync per group commit; with group commit it ingested as fast as NORMAL in bench/README.md. NORMAL survives a killed or crashed process but can lose the last commits on power loss.',
   }),
-  FERRY_BUFFER_MAX_ROWS: Type.Integer({ default: 1_000_000, minimum: 1, description: 'Most readings kept. When full, the oldest undelivered readings are dropped and counted.' }),
-  FERRY_BUFFER_MAX_BYTES: Type.Integer({ default: 268_435_456, minimum: 1024, description: 'Most payload bytes kept (raw JSON, not counting SQLite overhead). When full, the oldest undelivered readings are dropped and counted.' }),
+  FERRY_BUFFER_MAX_ROWS: Type.Integer({ default: 1_000_000, minimum: 1, description: 'Most readings kept. When full, the oldest undelivered readings are dropped and counted (or ingest pauses: FERRY_BUFFER_ON_FULL).' }),
+  FERRY_BUFFER_MAX_BYTES: Type.Integer({ default: 268_435_456, minimum: 1024, description: 'Most payload bytes kept (raw JSON, not counting SQLite overhead). When full, the oldest undelivered readings are dropped and counted (or ingest pauses: FERRY_BUFFER_ON_FULL).' }),
+  FERRY_BUFFER_ON_FULL: Type.Union([Type.Literal('drop-oldest'), Type.Literal('backpressure')], {
+    default: 'drop-oldest',
+    description: 'What a full buffer does. drop-oldest: delete the oldest undelivered readings to make room (counted per device as dropped). backpressure: never delete an undelivered reading; a group commit that does not fit is refused, nothing is acknowledged and ingest pauses (the broker and the devices keep the messages) until the drainers have freed room for a full group. Needs FERRY_BUFFER_MAX_ROWS >= FERRY_INGEST_BATCH_MAX and FERRY_BUFFER_MAX_BYTES >= FERRY_INGEST_BATCH_MAX x FERRY_INGEST_MAX_PAYLOAD_BYTES.',
+  }),
+  FERRY_BUFFER_MAX_AGE: Type.Optional(Type.String({
+    pattern: '^[1-9][0-9]*(s|m|h|d|w)$',
+    description: 'Undelivered readings received longer ago than this (e.g. 30d, 12h, 90m) are removed and counted per device as expired, whatever FERRY_BUFFER_ON_FULL says. Unset: readings never expire.',
+  })),
   FERRY_BUFFER_DEDUP_WINDOW_MS: Type.Integer({ default: 600_000, minimum: 0, description: 'Delivered readings are kept this long to recognise broker redeliveries (same device, boot, seq).' }),
   FERRY_BUFFER_MAX_EVENTS: Type.Integer({ default: 100_000, minimum: 100, description: 'Most device events (status, LED state, OTA status) kept.' }),
 })
 
 export type BufferConfig = Static<typeof bufferConfigSchema>
+
+/** What the limits depend on outside the buffer: the largest group ingest commits at once. */
+interface GroupSettings {
+  FERRY_INGEST_BATCH_MAX: number
+  FERRY_INGEST_MAX_PAYLOAD_BYTES: number
+}
+
+/**
+ * The buffer's limits from the settings. Throws ConfigError when backpressure could never resume: a
+ * refused group is retried whole, so the buffer must be able to hold the largest group ingest makes.
+ */
+export function bufferLimits(c: BufferConfig & GroupSettings): BufferLimits {
+  if (c.FERRY_BUFFER_ON_FULL === 'backpressure') {
+    const groupBytes = c.FERRY_INGEST_BATCH_MAX * c.FERRY_INGEST_MAX_PAYLOAD_BYTES
+    if (c.FERRY_BUFFER_MAX_ROWS < c.FERRY_INGEST_BATCH_MAX || c.FERRY_BUFFER_MAX_BYTES < groupBytes) {
+      throw new ConfigError(
+        `FERRY_BUFFER_ON_FULL=backpressure needs room for one full group commit: FERRY_BUFFER_MAX_ROWS (${c.FERRY_BUFFER_MAX_ROWS}) >= FERRY_INGEST_BATCH_MAX (${c.FERRY_INGEST_BATCH_MAX}) and FERRY_BUFFER_MAX_BYTES (${c.FERRY_BUFFER_MAX_BYTES}) >= FERRY_INGEST_BATCH_MAX x FERRY_INGEST_MAX_PAYLOAD_BYTES (${groupBytes}); raise the buffer limits or lower FERRY_INGEST_BATCH_MAX.`,
+      )
+    }
+  }
+  return {
+    maxRows: c.FERRY_BUFFER_MAX_ROWS,
+    maxBytes: c.FERRY_BUFFER_MAX_BYTES,
+    dedupWindowMs: c.FERRY_BUFFER_DEDUP_WINDOW_MS,
+    maxEvents: c.FERRY_BUFFER_MAX_EVENTS,
+    onFull: c.FERRY_BUFFER_ON_FULL,
+    // The schema's pattern admits only what parseDuration reads.
+    maxAgeMs: c.FERRY_BUFFER_MAX_AGE === undefined ? null : parseDuration(c.FERRY_BUFFER_MAX_AGE),
+  }
+}

@@ -5,7 +5,7 @@
  * `RingBuffer.settle`.
  */
 import type Database from 'better-sqlite3'
-import type { RingBuffer } from './ring-buffer.js'
+import { pointTimeUs, type RingBuffer } from './ring-buffer.js'
 import type { IngestItem } from './types.js'
 
 export interface DeadLetter {
@@ -18,17 +18,45 @@ export interface DeadLetter {
   reason: string
   payload: string
   requeuedAt: number | null
+  /**
+   * Point time (µs) of the reading a sink refused, which a requeue keeps. Null for a dead letter from
+   * ingest (it never had one: a requeue gives it the device's `ts` when plausible, else the time the
+   * gateway received it, `at`), and for one a sink refused before Ferry kept point times.
+   */
+  tsUs: number | null
 }
 
 /** Dead letters, newest first. */
 export function listDeadLetters(db: Database.Database, opts: { limit?: number; source?: string; includeRequeued?: boolean } = {}): DeadLetter[] {
+  // `*`: `ferry dlq list` opens the file read-only, so it may not be migrated yet (no ts_us column).
   const rows = db
-    .prepare(
-      `SELECT id, at, source, topic, device, reading_id AS readingId, reason, payload, requeued_at AS requeuedAt FROM dead_letters
-       WHERE (? IS NULL OR source = ?) AND (? OR requeued_at IS NULL) ORDER BY id DESC LIMIT ?`,
-    )
-    .all(opts.source ?? null, opts.source ?? null, opts.includeRequeued ? 1 : 0, opts.limit ?? 100) as Array<Omit<DeadLetter, 'payload'> & { payload: Buffer }>
-  return rows.map((r) => ({ ...r, payload: r.payload.toString('utf8') }))
+    .prepare('SELECT * FROM dead_letters WHERE (? IS NULL OR source = ?) AND (? OR requeued_at IS NULL) ORDER BY id DESC LIMIT ?')
+    .all(opts.source ?? null, opts.source ?? null, opts.includeRequeued ? 1 : 0, opts.limit ?? 100) as DeadLetterRow[]
+  return rows.map((r) => ({
+    id: r.id,
+    at: r.at,
+    source: r.source,
+    topic: r.topic,
+    device: r.device,
+    readingId: r.reading_id,
+    reason: r.reason,
+    payload: r.payload.toString('utf8'),
+    requeuedAt: r.requeued_at,
+    tsUs: r.ts_us ?? null,
+  }))
+}
+
+interface DeadLetterRow {
+  id: number
+  at: number
+  source: string
+  topic: string | null
+  device: string | null
+  reading_id: number | null
+  reason: string
+  payload: Buffer
+  requeued_at: number | null
+  ts_us?: number | null
 }
 
 /** What became of one dead letter given to `requeueDeadLetters`; `reason` says why it was not requeued. */
@@ -45,17 +73,23 @@ export type Revalidate = (topic: string, payload: Buffer, receivedAt: number) =>
  * own insert path (`RingBuffer.requeue`): a new row at the end, so every sink receives it, oldest
  * first behind what it already holds, and ids stay contiguous. Each dead letter is stored and marked
  * requeued in one transaction; one that still fails validation, or does not exist, is left as it is.
+ *
+ * A reading keeps its original point time, so it lands where it belongs in time (and InfluxDB
+ * overwrites the same point if it ever got it): the one it had when a sink refused it, else the one
+ * ingest gives (the device's `ts` when plausible, else the receive time), from the time the gateway
+ * first received it (`at` of an ingest dead letter). Its receive time is the requeue's: receive
+ * times must not decrease with the row id (`receiveTimeSearch`).
  */
 export function requeueDeadLetters(buffer: RingBuffer, ids: readonly number[], revalidate: Revalidate, now: () => number = Date.now): RequeueResult[] {
-  const get = buffer.db.prepare('SELECT topic, payload FROM dead_letters WHERE id = ? AND requeued_at IS NULL')
+  const get = buffer.db.prepare('SELECT topic, payload, at, ts_us AS tsUs FROM dead_letters WHERE id = ? AND requeued_at IS NULL')
   const mark = buffer.db.prepare('UPDATE dead_letters SET requeued_at = ? WHERE id = ?')
   return ids.map((id): RequeueResult => {
-    const dl = get.get(id) as { topic: string | null; payload: Buffer } | undefined
+    const dl = get.get(id) as { topic: string | null; payload: Buffer; at: number; tsUs: number | null } | undefined
     if (!dl) return { id, requeued: false, reason: 'not found or already requeued' }
     const item = revalidate(dl.topic ?? '', dl.payload, now())
     if (item.type === 'dead') return { id, requeued: false, reason: `still invalid: ${item.reason}` }
     buffer.db.transaction(() => {
-      buffer.requeue(item)
+      buffer.requeue(item.type === 'reading' ? { ...item, pointTimeUs: dl.tsUs ?? pointTimeUs(item.tsMs, dl.at) } : item)
       mark.run(now(), id)
     })()
     return { id, requeued: true }

@@ -7,15 +7,20 @@
  * - open.ts: `openBuffer`, the only place that opens the database, sets pragmas and migrates;
  *   `checkWritable` for the health check.
  * - ring-buffer.ts: `RingBuffer`, the ring itself: ingest (append), read, settle (advance a sink's
- *   cursor), prune and the ring bound.
+ *   cursor), prune, the ring bound (drop-oldest or backpressure) and expiry (FERRY_BUFFER_MAX_AGE).
+ * - sinks.ts: which sinks hold readings: configured ones, and retired ones that no longer do
+ *   (`RingBuffer.configureSinks`, `logSinkChanges`).
  * - devices.ts: `DeviceReads`, read-only queries on devices and their stored readings (the API).
  * - status.ts: read-only status queries (`ferry status`, the API, metrics, the demo).
+ * - runway.ts: the ingest rate (EWMA), how long until the buffer is full, drain ETAs.
  * - dead-letters.ts: listing and requeueing dead letters (`ferry dlq`).
  * - types.ts: what goes in (ingest items) and comes out (`BufferedReading` rows, a sink's `Settlement`).
  */
 export { openBuffer, checkWritable, type OpenResult } from './open.js'
 export { RingBuffer } from './ring-buffer.js'
+export { logSinkChanges, type SinkChange } from './sinks.js'
 export { DeviceReads, type DeviceReading, type DeviceRecord } from './devices.js'
-export { queryStatus, readingCounts, type SinkBacklog } from './status.js'
+export { queryStatus, readingCounts, type RetiredSink, type SinkBacklog, type SinkOutlook } from './status.js'
+export { META_BUFFER_LIMITS, META_INGEST_PAUSED, type Runway } from './runway.js'
 export { listDeadLetters, requeueDeadLetters, type DeadLetter } from './dead-letters.js'
 export type { DeadIn, EventIn, IngestItem, IngestOutcome, ReadingIn, Settlement, BufferedReading } from './types.js'

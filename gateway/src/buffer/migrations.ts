@@ -99,4 +99,17 @@ export const migrations: readonly string[] = [
   UPDATE devices SET last_ts_us = (SELECT last_ts_us FROM device_clock WHERE device_clock.device = devices.device);
   DROP TABLE device_clock;
   `,
+  // 4: a sink no longer in FERRY_SINKS is retired, so its cursor stops holding readings
+  // (RingBuffer.configureSinks); a dead letter from a sink keeps the point time of the reading it
+  // refused, so a requeue gives it back (dead-letters.ts).
+  `
+  ALTER TABLE sink_state ADD COLUMN retired_at INTEGER;
+  ALTER TABLE dead_letters ADD COLUMN ts_us INTEGER;
+  UPDATE dead_letters SET ts_us = (SELECT ts_us FROM readings WHERE readings.id = dead_letters.reading_id) WHERE reading_id IS NOT NULL;
+  `,
+  // 5: FERRY_BUFFER_MAX_AGE: undelivered readings removed for their age, per device (RingBuffer.expire),
+  // kept apart from drops (ring overflow). Survives restarts.
+  `
+  CREATE TABLE expired (device TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
+  `,
 ]

@@ -1,5 +1,8 @@
 import type Database from 'better-sqlite3'
 import type { BufferLimits, IngestItem, IngestOutcome, ReadingIn, Settlement, BufferedReading } from './types.js'
+import { SinkRegistry, type SinkChange } from './sinks.js'
+import { FerryError } from '../../../common/src/errors.js'
+import { IngestRate, META_INGEST_RATE } from './runway.js'
 
 /**
  * Smallest reading id received at or after `t`, or null when none was; by binary search over ids in
@@ -38,6 +41,8 @@ export const LIVE_READING = 'seq >= 0'
 const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1)
 /** ... and later than receive time plus this are treated as a wrong clock. */
 const FUTURE_TOLERANCE_MS = 10 * 60_000
+/** How often the ingest rate is written to `meta` for `ferry status`, inside a commit (no fsync of its own). */
+const RATE_PERSIST_MS = 1000
 
 /**
  * The SQLite ring buffer. Every method is synchronous and runs in one transaction (better-sqlite3 can't
@@ -50,8 +55,12 @@ const FUTURE_TOLERANCE_MS = 10 * 60_000
 export class RingBuffer {
   private rows = 0
   private bytes = 0
-  private readonly clocks = new Map<string, number>()
+  private clocks = new Map<string, number>()
+  private readonly rate: IngestRate
+  private ratePersistedAt = 0
+  /** The active (not retired) sinks; see sinks.ts. */
   private readonly sinks = new Set<string>()
+  private readonly registry: SinkRegistry
   private readonly st: ReturnType<RingBuffer['prepare']>
   private readonly ingestTx: (items: readonly IngestItem[]) => IngestOutcome
   private readonly firstReceivedAtOrAfter: (t: number) => number | null
@@ -62,15 +71,47 @@ export class RingBuffer {
     private readonly now: () => number = Date.now,
   ) {
     this.st = this.prepare()
+    this.registry = new SinkRegistry(db)
     this.firstReceivedAtOrAfter = receiveTimeSearch(db)
     const agg = db.prepare('SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS b FROM readings').get() as { n: number; b: number }
     this.rows = agg.n
     this.bytes = agg.b
-    for (const r of db.prepare('SELECT device, last_ts_us FROM devices WHERE last_ts_us IS NOT NULL').all() as Array<{ device: string; last_ts_us: number }>) {
+    this.loadClocks()
+    this.rate = new IngestRate(now())
+    for (const r of db.prepare('SELECT name FROM sink_state WHERE retired_at IS NULL').all() as Array<{ name: string }>) this.sinks.add(r.name)
+    this.ingestTx = db.transaction((items: readonly IngestItem[]) => {
+      const out = this.ingestItems(items)
+      const at = this.now()
+      if (at - this.ratePersistedAt >= RATE_PERSIST_MS) {
+        this.setMeta(META_INGEST_RATE, this.rate.snapshot(at, out.stored))
+        this.ratePersistedAt = at
+      }
+      return out
+    })
+  }
+
+  private loadClocks(): void {
+    this.clocks = new Map()
+    for (const r of this.db.prepare('SELECT device, last_ts_us FROM devices WHERE last_ts_us IS NOT NULL').all() as Array<{ device: string; last_ts_us: number }>) {
       this.clocks.set(r.device, r.last_ts_us)
     }
-    for (const r of db.prepare('SELECT name FROM sink_state').all() as Array<{ name: string }>) this.sinks.add(r.name)
-    this.ingestTx = db.transaction((items: readonly IngestItem[]) => this.ingestItems(items))
+  }
+
+  /**
+   * Runs a write transaction; if it throws (rolled back), the counts and clocks kept in memory are put
+   * back as the database has them, so a refused or failed commit leaves no trace.
+   */
+  private undoable<T>(tx: () => T): T {
+    const rows = this.rows
+    const bytes = this.bytes
+    try {
+      return tx()
+    } catch (err) {
+      this.rows = rows
+      this.bytes = bytes
+      this.loadClocks()
+      throw err
+    }
   }
 
   private prepare() {
@@ -86,6 +127,8 @@ export class RingBuffer {
            last_reading_at = excluded.last_reading_at, last_ts_us = excluded.last_ts_us`,
       ),
       insertDead: db.prepare('INSERT INTO dead_letters (at, source, topic, device, reading_id, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      // A reading a sink refused keeps its point time, for a requeue (dead-letters.ts).
+      insertRefused: db.prepare('INSERT INTO dead_letters (at, source, topic, device, reading_id, reason, payload, ts_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       insertEvent: db.prepare('INSERT INTO events (at, device, kind, payload) VALUES (?, ?, ?, ?)'),
       touchDevice: db.prepare('INSERT INTO devices (device, last_seen) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)'),
       deviceStatus: db.prepare('UPDATE devices SET online = ?, status_at = ? WHERE device = ?'),
@@ -94,8 +137,9 @@ export class RingBuffer {
       oldest: db.prepare(`SELECT id, device, NOT (${LIVE_READING}) AS retired, length(payload) AS b FROM readings ORDER BY id LIMIT ?`),
       deleteUpTo: db.prepare('DELETE FROM readings WHERE id <= ?'),
       addDrops: db.prepare('INSERT INTO drops (device, count) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET count = count + excluded.count'),
-      minCursor: db.prepare('SELECT min(cursor) AS c FROM sink_state'),
-      ensureSink: db.prepare('INSERT OR IGNORE INTO sink_state (name, cursor) VALUES (?, ?)'),
+      addExpired: db.prepare('INSERT INTO expired (device, count) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET count = count + excluded.count'),
+      liveByDevice: db.prepare(`SELECT device, count(*) AS n FROM readings WHERE id > ? AND id <= ? AND ${LIVE_READING} GROUP BY device`),
+      minCursor: db.prepare('SELECT min(cursor) AS c FROM sink_state WHERE retired_at IS NULL'),
       // The raw payload is not read: sinks encode from the parsed columns, and a dead letter fetches
       // its payload by id (payloadOf). Skipping it makes reading a large backlog ~30% cheaper.
       readAfter: db.prepare(
@@ -103,6 +147,8 @@ export class RingBuffer {
       ),
       payloadOf: db.prepare('SELECT payload FROM readings WHERE id = ?'),
       retire: db.prepare('UPDATE readings SET seq = -id WHERE device = ? AND boot = ? AND seq = ?'),
+      // Only for a requeued reading (a scan of the device's rows through the UNIQUE index).
+      pointTimeTaken: db.prepare(`SELECT 1 FROM readings WHERE device = ? AND ts_us = ? AND ${LIVE_READING}`),
       cursorOf: db.prepare('SELECT cursor FROM sink_state WHERE name = ?'),
       advance: db.prepare(
         'UPDATE sink_state SET cursor = max(cursor, ?), sent_total = sent_total + ?, rejected_total = rejected_total + ?, last_ok_at = coalesce(?, last_ok_at) WHERE name = ?',
@@ -116,9 +162,14 @@ export class RingBuffer {
     }
   }
 
-  /** Stores a batch in one transaction. Throws (and stores nothing) if SQLite fails, e.g. SQLITE_FULL. */
+  /**
+   * Stores a batch in one transaction. Throws (and stores nothing) if SQLite fails, e.g. SQLITE_FULL,
+   * or, with `onFull: 'backpressure'`, FERRY_ERR_BUFFER_BACKPRESSURE when the batch does not fit.
+   */
   ingest(items: readonly IngestItem[]): IngestOutcome {
-    return this.ingestTx(items)
+    const out = this.undoable(() => this.ingestTx(items))
+    this.rate.add(out.stored, this.now())
+    return out
   }
 
   private ingestItems(items: readonly IngestItem[]): IngestOutcome {
@@ -129,15 +180,18 @@ export class RingBuffer {
     for (const it of items) {
       if (it.type === 'reading') {
         const last = this.clocks.get(it.device) ?? 0
-        const tsUs = Math.max(pointTimeUs(it.tsMs, it.receivedAt), last + 1)
+        const tsUs = it.pointTimeUs === undefined ? Math.max(pointTimeUs(it.tsMs, it.receivedAt), last + 1) : this.freePointTime(it.device, it.pointTimeUs)
         const r = this.st.insertReading.run(it.device, it.boot, it.seq, tsUs, it.receivedAt, it.pot, it.switch, it.led, it.payload)
         seen.set(it.device, it.receivedAt)
         if (r.changes === 1) {
           out.stored++
           this.rows++
           this.bytes += it.payload.length
-          this.clocks.set(it.device, tsUs)
-          latest.set(it.device, { it, tsUs })
+          // Always the case but for a requeued reading that keeps an older point time.
+          if (tsUs > last) {
+            this.clocks.set(it.device, tsUs)
+            latest.set(it.device, { it, tsUs })
+          }
         } else {
           out.duplicates++
         }
@@ -164,18 +218,40 @@ export class RingBuffer {
       const reading = JSON.stringify({ boot: it.boot, seq: it.seq, pot: it.pot, switch: it.switch, led: it.led, ts: Math.floor(tsUs / 1000) })
       this.st.upsertDeviceReading.run(device, at, reading, it.receivedAt, tsUs)
     }
-    if (this.rows > this.limits.maxRows || this.bytes > this.limits.maxBytes) out.dropped = this.enforceLimits()
+    if (this.overLimits()) {
+      if (this.limits.onFull !== 'backpressure') out.dropped = this.enforceLimits(Infinity)
+      else {
+        this.enforceLimits(this.minCursor()) // delivered rows only
+        if (this.overLimits()) this.refuse()
+      }
+    }
     return out
   }
 
+  private overLimits(): boolean {
+    return this.rows > this.limits.maxRows || this.bytes > this.limits.maxBytes
+  }
+
   /**
-   * Removes the oldest rows until both limits hold. Rows every sink has passed go first (they are the
-   * oldest); any undelivered row removed is a drop, counted per device. Returns the number of drops.
+   * Backpressure: the batch fits only by deleting undelivered readings, so the transaction is rolled
+   * back (the throw) and nothing of it is stored, acknowledged or confirmed.
    */
-  private enforceLimits(): number {
+  private refuse(): never {
+    throw new FerryError(
+      'FERRY_ERR_BUFFER_BACKPRESSURE',
+      `the buffer is full of undelivered readings (${this.rows} readings, ${this.bytes} bytes with this group; limits ${this.limits.maxRows} readings, ${this.limits.maxBytes} bytes): commit refused, nothing acknowledged`,
+    )
+  }
+
+  /**
+   * Removes the oldest rows, none after id `upTo`, until both limits hold (or nothing more may go).
+   * Rows every sink has passed go first (they are the oldest); any undelivered row removed is a drop,
+   * counted per device (so with `upTo` = the lowest cursor nothing is dropped). Returns the drops.
+   */
+  private enforceLimits(upTo: number): number {
     const passed = this.minCursor()
     let dropped = 0
-    while (this.rows > this.limits.maxRows || this.bytes > this.limits.maxBytes) {
+    while (this.overLimits()) {
       const excessRows = Math.max(0, this.rows - this.limits.maxRows)
       const chunk = this.st.oldest.all(Math.max(64, Math.min(excessRows, 10_000))) as Array<{ id: number; device: string; retired: 0 | 1; b: number }>
       if (chunk.length === 0) break
@@ -184,7 +260,7 @@ export class RingBuffer {
       let bytes = this.bytes
       const perDevice = new Map<string, number>()
       for (const r of chunk) {
-        if (rows <= this.limits.maxRows && bytes <= this.limits.maxBytes) break
+        if ((rows <= this.limits.maxRows && bytes <= this.limits.maxBytes) || r.id > upTo) break
         cut = r.id
         rows--
         bytes -= r.b
@@ -208,10 +284,38 @@ export class RingBuffer {
     return ((this.st.minCursor.get() as { c: number | null }).c ?? 0)
   }
 
-  /** Registers a sink. A new sink starts at the oldest reading still in the buffer. */
-  ensureSink(name: string): void {
-    this.st.ensureSink.run(name, 0)
+  /**
+   * Point times are unique per device: a kept point time that another live reading of the device
+   * holds moves on by 1 µs until it is free (only possible for a dead letter from ingest, which never
+   * had one: see dead-letters.ts).
+   */
+  private freePointTime(device: string, tsUs: number): number {
+    while (this.st.pointTimeTaken.get(device, tsUs)) tsUs++
+    return tsUs
+  }
+
+  /**
+   * Tells the buffer which sinks are configured (FERRY_SINKS), at gateway start: registers each and
+   * retires every other sink in `sink_state`, so that its cursor no longer holds readings (sinks.ts).
+   * One transaction; returns what changed, for the log (`logSinkChanges`).
+   */
+  configureSinks(names: readonly string[]): SinkChange[] {
+    return this.db.transaction(() => {
+      const changes = this.registry.retireAllBut(names, this.now())
+      for (const c of changes) this.sinks.delete(c.sink)
+      for (const name of names) {
+        const c = this.ensureSink(name)
+        if (c) changes.push(c)
+      }
+      return changes
+    })()
+  }
+
+  /** Registers a sink: a new one starts at the oldest reading still in the buffer, a retired one resumes (sinks.ts). */
+  ensureSink(name: string): SinkChange | undefined {
+    const change = this.registry.register(name)
     this.sinks.add(name)
+    return change
   }
 
   /** The next readings for a sink, oldest first. */
@@ -253,7 +357,7 @@ export class RingBuffer {
         if (accepted.has(row.id)) nAcc++
         else if (rejected.has(row.id)) {
           nRej++
-          this.st.insertDead.run(now, `sink:${sink}`, `sensors/${row.device}/telemetry`, row.device, row.id, rejected.get(row.id)!, (this.st.payloadOf.get(row.id) as { payload: Buffer } | undefined)?.payload ?? Buffer.alloc(0))
+          this.st.insertRefused.run(now, `sink:${sink}`, `sensors/${row.device}/telemetry`, row.device, row.id, rejected.get(row.id)!, (this.st.payloadOf.get(row.id) as { payload: Buffer } | undefined)?.payload ?? Buffer.alloc(0), row.tsUs)
         } else break
         cursor = row.id
       }
@@ -267,13 +371,16 @@ export class RingBuffer {
    * see dead-letters.ts). A sink-refused reading may still be held (kept for dedupe) under the same
    * (device, boot, seq): that copy is retired in place, not deleted, so ids stay a contiguous range
    * and `backlogEstimate` stays the exact count of rows after a cursor (a retired row among them is
-   * skipped when read). One transaction.
+   * skipped when read). A reading that carries `pointTimeUs` keeps that point time instead of taking
+   * the next one of the device clock. One transaction.
    */
   requeue(item: IngestItem): IngestOutcome {
-    return this.db.transaction(() => {
-      if (item.type === 'reading') this.st.retire.run(item.device, item.boot, item.seq)
-      return this.ingestItems([item])
-    })()
+    return this.undoable(() =>
+      this.db.transaction(() => {
+        if (item.type === 'reading') this.st.retire.run(item.device, item.boot, item.seq)
+        return this.ingestItems([item])
+      })(),
+    )
   }
 
   /** Records a sink failure for status (code is low-cardinality, e.g. 'http_429', 'auth', 'network'). */
@@ -291,19 +398,23 @@ export class RingBuffer {
     const before = this.now() - this.limits.dedupWindowMs
     return this.db.transaction(() => {
       const cut = this.pruneCut(passed, before)
-      let n = 0
-      if (cut !== null) {
-        // Oldest-first: rows are deleted as a prefix, so count and bytes stay exact. Only the rows
-        // being deleted are counted: each row is scanned once in its life, not at every prune.
-        const c = this.st.countUpTo.get(cut) as { n: number; b: number }
-        this.st.deleteUpTo.run(cut)
-        this.rows -= c.n
-        this.bytes -= c.b
-        n = c.n
-      }
+      const n = cut === null ? 0 : this.deleteUpTo(cut)
       this.st.pruneEvents.run(this.limits.maxEvents)
       return n
     })()
+  }
+
+  /**
+   * Deletes every row with id <= `cut` and returns how many. Oldest-first: rows are deleted as a
+   * prefix, so count and bytes stay exact. Only the rows being deleted are counted: each row is
+   * scanned once in its life, not at every prune. Inside a transaction.
+   */
+  private deleteUpTo(cut: number): number {
+    const c = this.st.countUpTo.get(cut) as { n: number; b: number }
+    this.st.deleteUpTo.run(cut)
+    this.rows -= c.n
+    this.bytes -= c.b
+    return c.n
   }
 
   /** The largest id ≤ `passed` whose reading arrived before `before`; null when nothing may go. */
@@ -313,6 +424,58 @@ export class RingBuffer {
     const firstYoung = this.firstReceivedAtOrAfter(before)
     const cut = Math.min(passed, firstYoung === null ? r.hi : firstYoung - 1)
     return cut >= r.lo ? cut : null
+  }
+
+  /**
+   * FERRY_BUFFER_MAX_AGE: removes the undelivered readings received before now − `maxAgeMs`, counted
+   * per device in `expired` (not as drops). Receive times do not decrease with the id, so they are a
+   * prefix of the ids: it is deleted whole, delivered rows in it too, and ids stay contiguous. Runs
+   * only when some undelivered reading is that old (older delivered ones are prune's). One transaction.
+   */
+  expire(): { total: number; byDevice: Record<string, number> } {
+    const none = { total: 0, byDevice: {} }
+    if (!this.limits.maxAgeMs) return none
+    const r = this.st.idRange.get() as { lo: number | null; hi: number | null }
+    if (r.lo === null || r.hi === null) return none
+    const firstYoung = this.firstReceivedAtOrAfter(this.now() - this.limits.maxAgeMs)
+    const cut = firstYoung === null ? r.hi : firstYoung - 1
+    const passed = this.minCursor()
+    if (cut <= passed || cut < r.lo) return none
+    return this.undoable(() =>
+      this.db.transaction(() => {
+        const perDevice = this.st.liveByDevice.all(passed, cut) as Array<{ device: string; n: number }>
+        this.deleteUpTo(cut)
+        for (const d of perDevice) this.st.addExpired.run(d.device, d.n)
+        return { total: perDevice.reduce((a, d) => a + d.n, 0), byDevice: Object.fromEntries(perDevice.map((d) => [d.device, d.n])) }
+      })(),
+    )
+  }
+
+  /**
+   * Readings some active sink has not passed (all of them with no sink), from the id range, and their
+   * payload bytes estimated from the average payload held. What counts against the limits once
+   * delivered rows have made room.
+   */
+  private undelivered(): { rows: number; bytes: number } {
+    const r = this.st.idRange.get() as { lo: number | null; hi: number | null }
+    if (r.hi === null || r.lo === null) return { rows: 0, bytes: 0 }
+    const rows = Math.max(0, r.hi - Math.max(this.minCursor(), r.lo - 1))
+    return { rows, bytes: this.rows > 0 ? Math.round((rows * this.bytes) / this.rows) : 0 }
+  }
+
+  /**
+   * Backpressure's probe: whether `readings` more (of the average payload size) fit now without
+   * deleting an undelivered reading. An estimate; the commit itself decides exactly.
+   */
+  hasRoomFor(readings: number): boolean {
+    const u = this.undelivered()
+    const avg = this.rows > 0 ? this.bytes / this.rows : 0
+    return u.rows + readings <= this.limits.maxRows && u.bytes + readings * avg <= this.limits.maxBytes
+  }
+
+  /** Readings committed per second, recently (an EWMA kept per commit; see runway.ts). */
+  ingestPerS(): number {
+    return this.rate.perS(this.now())
   }
 
 

@@ -5,6 +5,8 @@
  */
 import type Database from 'better-sqlite3'
 import { LIVE_READING } from './ring-buffer.js'
+import { drainEtaS, META_BUFFER_LIMITS, META_INGEST_PAUSED, META_INGEST_RATE, rateAt, runway, type RateSnapshot, type Runway } from './runway.js'
+import type { BufferLimits } from './types.js'
 
 export interface SinkBacklog {
   name: string
@@ -19,11 +21,28 @@ export interface SinkBacklog {
   lastErrorAt: number | null
 }
 
+/** A sink no longer configured (sinks.ts): it holds no readings; kept to resume if it is added back. */
+export interface RetiredSink {
+  name: string
+  /** When it was retired, ms since the epoch. */
+  retiredAt: number
+  cursor: number
+  sentTotal: number
+  rejectedTotal: number
+  lastOkAt: number | null
+}
+
 /** What a running RingBuffer knows without scanning (see `RingBuffer.size` and `backlogEstimate`). */
 export interface LiveCounts {
   size(): { rows: number; bytes: number }
   backlogEstimate(sink: string): number
+  /** The live ingest rate (`ferry status` reads the one the gateway last wrote to `meta`). */
+  ingestPerS(): number
+  readonly limits: BufferLimits
 }
+
+/** A sink's backlog with the estimated seconds until it is delivered (`drainEtaS` in runway.ts). */
+export type SinkOutlook = SinkBacklog & { drainEtaS: number | null }
 
 /** What `ferry status`, `/api/status` and the metrics show; safe on a read-only connection. */
 export function queryStatus(db: Database.Database, now = Date.now(), counts?: LiveCounts) {
@@ -32,7 +51,17 @@ export function queryStatus(db: Database.Database, now = Date.now(), counts?: Li
   const agg = counts?.size() ?? (db.prepare('SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes FROM readings').get() as { rows: number; bytes: number })
   const oldestAfter = db.prepare('SELECT received_at AS at FROM readings WHERE id > ? ORDER BY id LIMIT 1')
   const countAfter = db.prepare('SELECT count(*) AS n FROM readings WHERE id > ?')
-  const sinks = (db.prepare('SELECT * FROM sink_state ORDER BY name').all() as Array<Record<string, unknown>>).map((s): SinkBacklog => {
+  // `*`: `ferry status` opens the file read-only, so it may not be migrated yet (no retired_at column).
+  const states = db.prepare('SELECT * FROM sink_state ORDER BY name').all() as Array<Record<string, unknown>>
+  const retiredSinks = states.filter((s) => s.retired_at != null).map((s): RetiredSink => ({
+    name: s.name as string,
+    retiredAt: s.retired_at as number,
+    cursor: s.cursor as number,
+    sentTotal: s.sent_total as number,
+    rejectedTotal: s.rejected_total as number,
+    lastOkAt: (s.last_ok_at as number | null) ?? null,
+  }))
+  const sinks = states.filter((s) => s.retired_at == null).map((s): SinkBacklog => {
     const cursor = s.cursor as number
     const oldest = (oldestAfter.get(cursor) as { at: number } | undefined)?.at ?? null
     return {
@@ -49,25 +78,50 @@ export function queryStatus(db: Database.Database, now = Date.now(), counts?: Li
     }
   })
   const drops = db.prepare('SELECT device, count FROM drops ORDER BY device').all() as Array<{ device: string; count: number }>
+  // `ferry status` may read a file the gateway has not migrated yet (no `expired` table).
+  const hasExpired = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'expired'").get() !== undefined
+  const expired = hasExpired ? (db.prepare('SELECT device, count FROM expired ORDER BY device').all() as Array<{ device: string; count: number }>) : []
   const dead = db.prepare('SELECT source, count(*) AS n FROM dead_letters WHERE requeued_at IS NULL GROUP BY source ORDER BY source').all() as Array<{ source: string; n: number }>
   const meta = Object.fromEntries((db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((m) => [m.key, JSON.parse(m.value) as unknown]))
+  const ahead = outlook(meta, sinks, agg, now, counts)
   return {
     buffered: { rows: agg.rows, bytes: agg.bytes },
-    sinks,
-    dropped: { total: drops.reduce((a, d) => a + d.count, 0), byDevice: Object.fromEntries(drops.map((d) => [d.device, d.count])) },
+    sinks: ahead.sinks,
+    retiredSinks,
+    dropped: perDevice(drops),
+    expired: perDevice(expired),
+    runway: ahead.runway,
     deadLetters: { total: dead.reduce((a, d) => a + d.n, 0), bySource: Object.fromEntries(dead.map((d) => [d.source, d.n])) },
     meta,
   }
 }
 
+const perDevice = (rows: Array<{ device: string; count: number }>) => ({ total: rows.reduce((a, d) => a + d.count, 0), byDevice: Object.fromEntries(rows.map((d) => [d.device, d.count])) })
+
+/**
+ * The runway and each sink's drain ETA (runway.ts), from the live counts or, for `ferry status`, from
+ * what the gateway keeps in `meta`: its limits, its last ingest rate (decayed to now), whether ingest is
+ * paused, and each drainer's last send rate. Null runway: the gateway never wrote its limits. The
+ * slowest sink's backlog is what is undelivered (with no active sink, every reading).
+ */
+function outlook(meta: Record<string, unknown>, sinks: SinkBacklog[], held: { rows: number; bytes: number }, now: number, counts?: LiveCounts): { runway: Runway | null; sinks: SinkOutlook[] } {
+  const ingestPerS = counts ? counts.ingestPerS() : rateAt(meta[META_INGEST_RATE] as RateSnapshot | undefined, now)
+  const limits = counts?.limits ?? (meta[META_BUFFER_LIMITS] as BufferLimits | undefined)
+  const undelivered = sinks.length ? Math.max(...sinks.map((s) => s.rows)) : held.rows
+  let ahead = limits ? runway(limits, held, undelivered, ingestPerS) : null
+  if (ahead && (meta[META_INGEST_PAUSED] as { reason?: string } | null | undefined)?.reason === 'backpressure') ahead = { ...ahead, seconds: 0 }
+  const sendPerS = (s: SinkBacklog) => (s.lastErrorCode ? null : ((meta[`progress:${s.name}`] as { ratePerS?: number } | undefined)?.ratePerS ?? null))
+  return { runway: ahead, sinks: sinks.map((s) => ({ ...s, drainEtaS: drainEtaS(s.rows, sendPerS(s), ingestPerS) })) }
+}
+
 /**
  * Readings held per device (delivered ones stay for the dedupe window) and the backlog of the slowest
- * sink, from the id range like `RingBuffer.backlogEstimate` (with no sink registered, every row).
+ * sink, from the id range like `RingBuffer.backlogEstimate` (with no active sink, every row).
  * What `ferry demo` waits on before it compares published, stored and delivered.
  */
 export function readingCounts(db: Database.Database): { perDevice: Record<string, number>; backlog: number } {
   const rows = db.prepare(`SELECT device, count(*) AS n FROM readings WHERE ${LIVE_READING} GROUP BY device`).all() as Array<{ device: string; n: number }>
   const hi = (db.prepare('SELECT coalesce(max(id), 0) AS hi FROM readings').get() as { hi: number }).hi
-  const lo = (db.prepare('SELECT coalesce(min(cursor), 0) AS lo FROM sink_state').get() as { lo: number }).lo
+  const lo = (db.prepare('SELECT coalesce(min(cursor), 0) AS lo FROM sink_state WHERE retired_at IS NULL').get() as { lo: number }).lo
   return { perDevice: Object.fromEntries(rows.map((r) => [r.device, r.n])), backlog: Math.max(0, hi - lo) }
 }

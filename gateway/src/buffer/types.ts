@@ -14,6 +14,11 @@ export interface ReadingIn {
   /** Device timestamp (ms) if it sent one. */
   tsMs?: number
   receivedAt: number
+  /**
+   * A point time (µs) the reading keeps instead of one from the device clock: set only for a
+   * requeued dead letter (dead-letters.ts), whose point time was fixed when it first arrived.
+   */
+  pointTimeUs?: number
   pot: number
   switch: 0 | 1
   led: number | null
@@ -53,6 +58,13 @@ export interface BufferLimits {
   dedupWindowMs: number
   /** Most device events kept. */
   maxEvents: number
+  /**
+   * When a commit would break a limit by undelivered readings: drop the oldest of them (default), or
+   * refuse the commit with FERRY_ERR_BUFFER_BACKPRESSURE and keep them all (ingest then pauses).
+   */
+  onFull?: 'drop-oldest' | 'backpressure'
+  /** Undelivered readings received longer ago than this are expired by `RingBuffer.expire`; null/unset: never. */
+  maxAgeMs?: number | null
 }
 
 export interface IngestOutcome {

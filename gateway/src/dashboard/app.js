@@ -38,6 +38,13 @@ function age(ms) {
   return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`
 }
 
+/** The runway: "2 h at 12/s", "–" while nothing comes in, "0 s (paused)" while backpressure holds ingest. */
+function runway(r) {
+  if (!r) return '–'
+  if (r.seconds === null) return '– (nothing coming in)'
+  return `${age(r.seconds * 1000)} at ${r.ingestPerS}/s, then ${r.onFull === 'backpressure' ? 'pause' : 'drop'}`
+}
+
 function badge(el, ok, text) {
   el.textContent = text
   el.classList.remove('ok', 'bad', 'unknown')
@@ -47,8 +54,12 @@ function badge(el, ok, text) {
 function renderStatus(s) {
   readOnly = s.api.readOnly
   badge($('#broker'), s.gateway.brokerConnected, s.gateway.brokerConnected ? 'connected' : 'disconnected')
+  const paused = s.gateway.ingestPaused
+  badge($('#ingest'), !paused, paused ? `paused (${paused.reason})` : 'running')
   $('#buffered').textContent = `${s.buffered.rows} readings`
+  $('#runway').textContent = runway(s.runway)
   $('#dropped').textContent = String(s.dropped.total)
+  $('#expired').textContent = String(s.expired.total)
   $('#dead').textContent = String(s.deadLetters.total)
   const tb = s.commands.talkback
   $('#talkback').textContent = tb ? `${tb.state}, ${tb.commands} commands${tb.lastError ? ` (${tb.lastError.message})` : ''}` : 'off'
@@ -62,6 +73,7 @@ function renderStatus(s) {
       [d ? d.state : '–'],
       [String(sink.rows)],
       [age(sink.oldestAgeMs)],
+      [sink.drainEtaS === null ? '–' : age(sink.drainEtaS * 1000)],
       [String(sink.sentTotal)],
       [sink.lastErrorCode ? `${sink.lastErrorCode}: ${sink.lastError || ''}` : '', 'err'],
     ]) {
@@ -75,7 +87,7 @@ function renderStatus(s) {
   if (rows.length === 0) {
     const tr = document.createElement('tr')
     const td = document.createElement('td')
-    td.colSpan = 6
+    td.colSpan = 7
     td.className = 'muted'
     td.textContent = 'no sinks configured (FERRY_SINKS)'
     tr.append(td)

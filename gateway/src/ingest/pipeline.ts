@@ -1,12 +1,12 @@
 import type { Logger } from '../../../common/src/logger.js'
 import type { BufferConfig } from '../buffer/config.js'
-import type { IngestItem, RingBuffer } from '../buffer/index.js'
-import { recordCommit, type Metrics } from '../metrics.js'
+import { META_INGEST_PAUSED, type IngestItem, type RingBuffer } from '../buffer/index.js'
+import { recordCommit, recordPause, type Metrics } from '../metrics.js'
 import type { GatewayState } from '../state.js'
 import { Batcher } from './batcher.js'
 import type { IngestConfig, MqttConfig } from './config.js'
 import { ackTopic, confirmationsFor, encodeConfirmation } from './confirmations.js'
-import { DiskFullGuard, isDiskFull } from './disk-full.js'
+import { PauseGuard, isDiskFull, type IngestPause } from './pause.js'
 import { toIngestItem } from './handlers/index.js'
 import { createSubscriber, type Subscriber, type SubscriberOptions } from './subscriber.js'
 
@@ -33,8 +33,9 @@ export interface Ingest {
 /**
  * The path of every device message: MQTT subscriber → parse (handlers/) → group commit (batcher.ts)
  * into the buffer → PUBACK. Commit failures are handled here: a full disk stops acknowledging until
- * there is space again (disk-full.ts); any other failure acknowledges nothing and reconnects, so the
- * broker redelivers.
+ * there is space again, and a buffer full of undelivered readings (FERRY_BUFFER_ON_FULL=backpressure)
+ * until the drainers have freed room (pause.ts); any other failure acknowledges nothing and
+ * reconnects, so the broker redelivers.
  */
 export function createIngest(opts: IngestOptions): Ingest {
   const { config, buffer, metrics, state, log } = opts
@@ -55,13 +56,15 @@ export function createIngest(opts: IngestOptions): Ingest {
       if (outcome.stored) opts.onStored()
     },
     onError: (err, items) => {
-      metrics.commitFailures.inc()
       const code = (err as { code?: string }).code ?? 'UNKNOWN'
+      if (code === 'FERRY_ERR_BUFFER_BACKPRESSURE') {
+        // Not a failure: the buffer kept every undelivered reading by refusing the group.
+        paused.enter('backpressure', err.message, () => buffer.hasRoomFor(config.FERRY_INGEST_BATCH_MAX), { items })
+        return
+      }
+      metrics.commitFailures.inc()
       if (isDiskFull(code)) {
-        if (!diskFull.enter()) return
-        state.diskFull = { since: Date.now(), error: `${code}: ${err.message}` }
-        state.lastError = { code: 'FERRY_ERR_BUFFER_FULL_DISK', message: `disk full (${code}); acknowledgements stopped, the broker keeps the messages`, at: Date.now() }
-        log.error({ err, items, db: config.FERRY_DB }, 'disk full: stopped acknowledging; the broker keeps the messages. Free space on the buffer volume; ingest resumes by itself')
+        paused.enter('disk-full', `${code}: ${err.message}`, diskHasSpace, { err, items, db: config.FERRY_DB })
         return
       }
       state.lastError = { code, message: err.message, at: Date.now() }
@@ -71,18 +74,35 @@ export function createIngest(opts: IngestOptions): Ingest {
     },
   })
 
-  const diskFull = new DiskFullGuard({
-    probeWrite: () => buffer.probeWrite(64 * 1024),
-    pause: () => {
+  // Ingest paused until the disk has space, or the buffer has room (pause.ts).
+  const paused = new PauseGuard({
+    pause: (p) => {
       batcher.discard()
       subscriber.pause()
+      showPause(p)
     },
     resume: () => {
-      state.diskFull = null
+      showPause(null)
       subscriber.resume()
     },
     log,
   })
+  const diskHasSpace = () => {
+    buffer.probeWrite(64 * 1024) // throws while the disk is still full
+    return true
+  }
+  /** Status, metric, and `meta` for `ferry status` (best effort: on a full disk that write fails too). */
+  function showPause(p: IngestPause | null) {
+    state.ingestPaused = p
+    if (p) state.lastError = { code: p.code, message: `${p.reason}: ${p.error}; ingest paused, nothing acknowledged (the broker keeps the messages)`, at: p.since }
+    recordPause(metrics, p?.reason ?? null)
+    try {
+      buffer.setMeta(META_INGEST_PAUSED, p)
+    } catch {
+      // the disk is full; the live status still says so
+    }
+  }
+  showPause(null) // a pause recorded by a gateway that was killed is over
 
   const subscriber = createSubscriber({
     url: config.FERRY_MQTT_URL,
@@ -124,7 +144,8 @@ export function createIngest(opts: IngestOptions): Ingest {
     subscriber,
     start: () => subscriber.start(),
     async stop() {
-      diskFull.stop()
+      paused.stop()
+      showPause(null) // a stopped gateway is not paused: `ferry status` should not say so
       await subscriber.stop(() => batcher.flush())
     },
   }

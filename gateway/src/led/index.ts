@@ -23,8 +23,11 @@ export interface LedOptions {
   registry: Registry
   /** TalkBack settings (led/config.ts), or undefined when no TalkBack is configured. */
   talkback?: TalkBackSettings | undefined
-  /** False while the broker is unreachable: TalkBack commands then stay queued in the cloud. */
-  brokerUp: () => boolean
+  /**
+   * False while a TalkBack command could not be published or recorded (broker unreachable, disk
+   * full): TalkBack commands then stay queued in the cloud.
+   */
+  ready: () => boolean
 }
 
 export interface Led {
@@ -37,7 +40,7 @@ export interface Led {
 export function createLed(opts: LedOptions): Led {
   const relay = new LedRelay({ store: new CommandStore(opts.db), publisher: mqttPublisher(opts.client), log: opts.log.child({ component: 'commands' }), registry: opts.registry })
   const talkback = opts.talkback
-    ? new TalkBackPoller({ ...opts.talkback, relay, log: opts.log.child({ component: 'talkback' }), ready: opts.brokerUp, registry: opts.registry })
+    ? new TalkBackPoller({ ...opts.talkback, relay, log: opts.log.child({ component: 'talkback' }), ready: opts.ready, registry: opts.registry })
     : undefined
   return {
     relay,

@@ -74,9 +74,33 @@ t.test('answers pending when the broker has not acknowledged in time, published 
 
 t.test('a publish the broker refuses is recorded as failed with the reason', async (t) => {
   const { pub, relay } = rig(t)
-  pub.fail = new Error('Publish error: Not authorized')
+  // What MQTT.js rejects with for a PUBACK reason code of 0x80 or more (ErrorWithReasonCode).
+  pub.fail = Object.assign(new Error('Publish error: Not authorized'), { code: 0x87 })
   const rec = await relay.send({ device: 'dev1', brightness: 9, expiresAt: soon(), source: 'api' })
   t.match(rec, { state: 'failed', reason: /Not authorized/ })
+})
+
+t.test('a publish that fails without a broker answer stays pending, and the next start publishes it', async (t) => {
+  const db = openBuffer(':memory:').db
+  const first = rig(t, db)
+  first.pub.fail = new Error('client disconnecting')
+  const rec = await first.relay.send({ device: 'dev1', brightness: 9, expiresAt: soon(), source: 'api' })
+  t.match(rec, { state: 'pending', reason: null })
+  await first.relay.stop()
+  const second = rig(t, db)
+  second.relay.start()
+  await new Promise((r) => setImmediate(r))
+  t.same(second.pub.sent.map((s) => JSON.parse(s.payload).cmd), [rec.cmd])
+  t.equal(second.relay.store.get(rec.cmd)!.state, 'published')
+})
+
+t.test('a command that reaches a stopped relay is recorded, not lost: pending until the next start', async (t) => {
+  const { pub, relay } = rig(t)
+  await relay.stop()
+  const rec = await relay.send({ device: 'dev1', brightness: 3, expiresAt: soon(), source: 'talkback', raw: '3' })
+  t.match(rec, { state: 'pending', raw: '3' })
+  t.same(pub.sent, [], 'nothing published after stop')
+  t.match(relay.store.retained(), [{ cmd: rec.cmd, state: 'pending' }], 'what start() publishes')
 })
 
 t.test('a newer command supersedes the older unconfirmed one; only the newest is cleared at its expiry', async (t) => {

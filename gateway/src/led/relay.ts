@@ -5,7 +5,11 @@ import type { Logger } from '../../../common/src/logger.js'
 import { isDeviceId } from '../../../common/src/ids.js'
 import { CommandStore, type CommandRecord, type CommandSource, type CommandState } from './store.js'
 
-/** Publishes a retained QoS 1 message; resolves on the broker's PUBACK, rejects if it refuses. */
+/**
+ * Publishes a retained QoS 1 message; resolves on the broker's PUBACK, rejects if it refuses (an
+ * error with the MQTT 5 reason code, 0x80 or more, as its numeric `code`) or cannot send it now
+ * (e.g. MQTT.js's "client disconnecting" while the gateway stops).
+ */
 export interface LedPublisher {
   publish(topic: string, payload: string, opts: { expirySeconds?: number }): Promise<void>
 }
@@ -52,6 +56,9 @@ export interface LedRelayOptions {
   registry?: Registry
   now?: () => number
 }
+
+/** The broker answered the publish with a failure reason code (MQTT 5 PUBACK, 0x80 and up): it will refuse it again. */
+const refusedByBroker = (err: unknown): boolean => typeof (err as { code?: unknown }).code === 'number' && (err as { code: number }).code >= 0x80
 
 /** The `led/set` topic of a device (README.md#topics-and-payloads). */
 export const ledSetTopic = (device: string) => `sensors/${device}/led/set`
@@ -113,13 +120,15 @@ export class LedRelay {
   }
 
   /**
-   * Records and publishes a command. Resolves with its record once the broker has acknowledged it, or
-   * after `waitMs` (then still `pending`; MQTT.js delivers it when the session is back).
+   * Records and publishes a command. The record is committed before `send` first awaits anything, so
+   * a command is in the commands table before anything else happens to it (a TalkBack command has
+   * just left the cloud queue). Resolves with its record once the broker has acknowledged it, or
+   * after `waitMs` (then still `pending`; MQTT.js delivers it when the session is back, and `start`
+   * publishes it again after a restart).
    */
   async send(req: LedRequest, opts: { waitMs?: number } = {}): Promise<CommandRecord> {
     // Invariants (a programming bug if broken): the API and TalkBack are stopped before the relay, and
     // both validate the device id and the brightness (schema, parseLedCommand) before they call send.
-    if (this.stopped) throw new Error('the LED relay is stopped')
     if (!isDeviceId(req.device)) throw new Error(`invalid device id ${JSON.stringify(req.device)}`)
     if (!Number.isInteger(req.brightness) || req.brightness < 0 || req.brightness > 100) throw new Error(`brightness ${req.brightness} is outside 0..100`)
     const now = this.now()
@@ -131,6 +140,11 @@ export class LedRelay {
       return rec
     }
     const rec = this.store.insert({ ...base, state: 'pending' })
+    if (this.stopped) {
+      // Should not happen (see above), but a command taken off the TalkBack queue must not be lost.
+      this.log.warn({ cmd: rec.cmd, device: rec.device, source: rec.source }, 'LED command arrived while the relay was stopping; recorded as pending, published when the gateway starts again')
+      return rec
+    }
     // From now on this command is the device's retained one: its expiry decides when to clear it.
     this.schedule(req.device, rec.cmd, req.expiresAt)
     const done = this.track(this.publish(rec))
@@ -211,6 +225,12 @@ export class LedRelay {
     try {
       await this.publisher.publish(ledSetTopic(device), payload, { expirySeconds })
     } catch (err) {
+      if (!refusedByBroker(err)) {
+        // Not an answer from the broker (the session is closing): the command stays pending, and
+        // `start` publishes it at the next start if it has not expired by then.
+        this.log.warn({ err, cmd: rec.cmd, device }, 'LED command not published yet; it stays pending and is published again when the gateway restarts')
+        return
+      }
       this.store.markFailed(rec.cmd, `the broker refused the publish: ${(err as Error).message}`)
       this.count(rec.source, 'failed')
       this.log.error({ err, cmd: rec.cmd, device }, 'LED command could not be published; check the broker ACL for the gateway (write sensors/+/led/set)')

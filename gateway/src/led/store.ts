@@ -2,7 +2,9 @@ import type Database from 'better-sqlite3'
 
 /**
  * What became of an LED command.
- * - `pending`: handed to MQTT, the broker has not acknowledged it yet (queued while offline).
+ * - `pending`: recorded (always first: a command is committed here before anything else happens to
+ *   it), handed to MQTT, the broker has not acknowledged it yet (queued while offline); after a
+ *   restart, `LedRelay.start` publishes it again.
  * - `published`: the broker holds it as the retained `led/set` of the device.
  * - `confirmed`: the device echoed its id on `led/state`.
  * - `superseded`: a newer command for the same device replaced it before it was confirmed.

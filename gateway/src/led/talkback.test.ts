@@ -4,7 +4,10 @@
 import t from 'tap'
 import pino from 'pino'
 import { Writable } from 'node:stream'
+import { join } from 'node:path'
+import type Database from 'better-sqlite3'
 import { openBuffer } from '../buffer/index.js'
+import { tempDir } from '../../../test/helpers/tmp.js'
 import { silentLogger, type Logger } from '../../../common/src/logger.js'
 import { hasCode } from '../../../common/src/errors.js'
 import { CommandStore } from './store.js'
@@ -20,13 +23,32 @@ interface TT {
 const TB = { talkbackId: '77', apiKey: 'ABCDEFGHIJKLMNOP' }
 const INTERVAL = 1000
 
-async function rig(t: TT, opts: { fake?: Partial<FakeTalkBackOptions>; apiKey?: string; talkbackId?: string; ready?: () => boolean; log?: Logger; defaultDevice?: string | null } = {}) {
+interface RigOptions {
+  fake?: Partial<FakeTalkBackOptions>
+  apiKey?: string
+  talkbackId?: string
+  ready?: () => boolean
+  log?: Logger
+  defaultDevice?: string | null
+  /** The buffer database (default: in memory). */
+  db?: Database.Database
+  /** Stands in for the broker (default: records and acknowledges at once, into `sent`). */
+  publisher?: LedPublisher
+}
+
+/** A publisher that records and acknowledges at once. */
+function recorder() {
+  const sent: Array<{ topic: string; payload: string }> = []
+  const publisher: LedPublisher = { publish: async (topic, payload) => void sent.push({ topic, payload }) }
+  return { sent, publisher }
+}
+
+async function rig(t: TT, opts: RigOptions = {}) {
   const fake = new FakeTalkBack({ ...TB, ...opts.fake })
   const baseUrl = await fake.start()
   t.teardown(() => fake.close())
-  const sent: Array<{ topic: string; payload: string }> = []
-  const publisher: LedPublisher = { publish: async (topic, payload) => void sent.push({ topic, payload }) }
-  const relay = new LedRelay({ store: new CommandStore(openBuffer(':memory:').db), publisher, log: silentLogger })
+  const { sent, publisher } = recorder()
+  const relay = new LedRelay({ store: new CommandStore(opts.db ?? openBuffer(':memory:').db), publisher: opts.publisher ?? publisher, log: opts.log ?? silentLogger })
   t.teardown(() => relay.stop())
   const poller = new TalkBackPoller({
     baseUrl,
@@ -144,6 +166,96 @@ t.test('the loop polls at the interval and stops promptly', async (t) => {
   t.ok(Date.now() - started < 500, 'stop does not wait for the next poll')
   t.equal(sent.length, 1, 'the command dequeued before stop was still delivered')
   t.equal(fake.executeCalls().length, 1)
+  t.equal(poller.status().state, 'stopped')
+})
+
+/** Pino lines, parsed. */
+function capture() {
+  const lines: Array<{ level: number; msg: string; [k: string]: unknown }> = []
+  const log = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }))
+  return { lines, log }
+}
+
+/** The gateway started again on the same buffer file: its relay, started, and what it published. */
+async function restart(t: TT, path: string) {
+  const { sent, publisher } = recorder()
+  const { db } = openBuffer(path)
+  const relay = new LedRelay({ store: new CommandStore(db), publisher, log: silentLogger })
+  t.teardown(async () => {
+    await relay.stop()
+    db.close()
+  })
+  relay.start()
+  await new Promise((r) => setImmediate(r))
+  return { relay, sent }
+}
+
+t.test('a dequeued command is committed before anything else happens to it; killed before the broker acknowledged, the next start publishes it', async (t) => {
+  const path = join(tempDir(t), 'buffer.db')
+  const { db } = openBuffer(path)
+  const atPublish: unknown[] = []
+  // The broker never acknowledges: the gateway dies first. When the relay hands the command to MQTT,
+  // another connection (another process, as far as SQLite is concerned) already sees it committed.
+  const publisher: LedPublisher = {
+    publish: (_topic, payload) => {
+      const other = openBuffer(path, { readonly: true }).db
+      atPublish.push(other.prepare('SELECT cmd, state, raw, source_ref AS sourceRef FROM commands WHERE cmd = ?').get((JSON.parse(payload) as { cmd: string }).cmd))
+      other.close()
+      return new Promise<void>(() => {})
+    },
+  }
+  const { fake, poller } = await rig(t, { db, publisher })
+  const queued = fake.add('LED=42')
+  t.same(await poller.pollOnce(), { outcome: 'command', delayMs: INTERVAL })
+  t.same(fake.pending(), [], 'TalkBack has taken it off its queue')
+  t.match(atPublish, [{ state: 'pending', raw: 'LED=42', sourceRef: String(queued.id) }], 'committed before it was handed to MQTT')
+
+  // The process is killed here: nothing is stopped or closed. A new gateway on the same file:
+  const { sent, relay } = await restart(t, path)
+  const [cmd] = atPublish as Array<{ cmd: string }>
+  t.same(sent.map((s) => [s.topic, JSON.parse(s.payload).cmd, JSON.parse(s.payload).brightness]), [['sensors/dev1/led/set', cmd!.cmd, 42]], 'published at the next start, with its id')
+  t.match(relay.store.get(cmd!.cmd), { state: 'published', source: 'talkback', sourceRef: String(queued.id) })
+})
+
+t.test('a dequeued command whose publish throws stays recorded as pending and is published after a restart', async (t) => {
+  const path = join(tempDir(t), 'buffer.db')
+  const { db } = openBuffer(path)
+  const publisher: LedPublisher = { publish: async () => Promise.reject(new Error('client disconnecting')) }
+  const { fake, poller, relay } = await rig(t, { db, publisher })
+  fake.add('{"device":"dev2","brightness":7}')
+  t.equal((await poller.pollOnce()).outcome, 'command')
+  const [rec] = relay.list()
+  t.match(rec, { state: 'pending', device: 'dev2', brightness: 7, reason: null }, 'not failed: the broker never refused it')
+  const { sent } = await restart(t, path)
+  t.same(sent.map((s) => JSON.parse(s.payload).cmd), [rec!.cmd])
+})
+
+t.test('a command TalkBack handed over that cannot be committed is logged at ERROR with what it was', async (t) => {
+  const { lines, log } = capture()
+  const { db } = openBuffer(':memory:')
+  const { fake, poller, sent } = await rig(t, { db, log })
+  fake.add('LED=7')
+  db.close() // every commit now fails
+  t.same(await poller.pollOnce(), { outcome: 'error', delayMs: INTERVAL * 16 })
+  t.same(sent, [], 'never published unrecorded')
+  const err = lines.find((l) => l.level === 50)
+  t.match(err, { command: 'LED=7', commandId: 1, msg: /taken off the TalkBack queue failed; unless the commands table has it .* it is lost: queue it again/ })
+})
+
+t.test('stop waits for a poll in flight, then abandons a request TalkBack does not answer: the window that remains', async (t) => {
+  const { lines, log } = capture()
+  const { fake, poller, relay, sent } = await rig(t, { log })
+  fake.add('55')
+  fake.stallNext() // takes the command off the queue, and the answer never arrives
+  const executed = fake.nextExecute()
+  poller.start()
+  await executed
+  const started = Date.now()
+  await poller.stop()
+  const took = Date.now() - started
+  t.ok(took >= 1900 && took < 3000, `bounded (${took} ms)`)
+  t.match(lines.find((l) => l.level === 40), { msg: /abandoned the request. If TalkBack had already taken a command off its queue for it, that command is lost/ })
+  t.same([fake.pending(), relay.list(), sent], [[], [], []], 'gone from the cloud queue, never recorded: documented in docs/cloud-apis.md#thingspeak-talkback')
   t.equal(poller.status().state, 'stopped')
 })
 

@@ -9,7 +9,10 @@ import type { LedRelay } from './relay.js'
 export interface TalkBackPollerOptions extends TalkBackSettings {
   relay: LedRelay
   log: Logger
-  /** False while the broker is unreachable: the queue is then left alone so commands wait in the cloud. */
+  /**
+   * False while a command taken off the queue could not be published or recorded (broker unreachable,
+   * disk full): the queue is then left alone so commands wait in the cloud.
+   */
   ready: () => boolean
   registry?: Registry
   now?: () => number
@@ -39,7 +42,7 @@ interface TalkBackCommand {
   created_at?: string
 }
 
-/** Longest stop() waits for a poll in flight. */
+/** Longest stop() waits for a poll in flight before it abandons the request. */
 const STOP_WAIT_MS = 2000
 
 /** Longest pause a Retry-After may impose. */
@@ -52,8 +55,15 @@ const RETRY_AFTER_CAP_MS = 3_600_000
  * answers it as JSON, or an empty answer when the queue is empty
  * (docs/cloud-apis.md#thingspeak-talkback; the exact empty body is unconfirmed: `{}` on the legacy
  * server, empty text per the docs; both are accepted). Because executing removes the command from
- * the cloud queue, the poller only polls while the broker session is up, so a command is never
- * taken off the queue when it cannot be published.
+ * the cloud queue, the poller only polls while the broker session is up and the disk has room, so a
+ * command is never taken off the queue when it cannot be published or recorded.
+ *
+ * A dequeued command is committed to the commands table (led/store.ts) before anything else happens
+ * to it: nothing is awaited between reading the answer and the commit (`LedRelay.send` and `reject`
+ * insert before their first await), so a crash after that finds it `pending` and the relay publishes
+ * it at the next start. What remains is the answer itself: once ThingSpeak has taken the command off
+ * its queue, an answer lost in transit (connection reset, timeout, the gateway killed or stopped
+ * before the body arrived) loses it (docs/cloud-apis.md#thingspeak-talkback).
  *
  * Pacing: one call per `intervalMs`; after a failure the pause doubles up to 16 × the interval, and a
  * `Retry-After` (not documented for ThingSpeak, honoured if present) can lengthen it. A refused key
@@ -65,6 +75,8 @@ export class TalkBackPoller {
   private readonly now: () => number
   private readonly counter: Counter<'result'> | undefined
   private readonly abort = new AbortController()
+  /** Aborts a request in flight: only when stop() has waited for it in vain. */
+  private readonly abandon = new AbortController()
   private loop: Promise<void> | undefined
   private failures = 0
   /** What `status()` reports, kept up to date as polls happen. */
@@ -85,13 +97,22 @@ export class TalkBackPoller {
     this.opts.log.info({ talkback: this.opts.talkbackId, intervalMs: this.opts.intervalMs, url: this.opts.baseUrl }, 'polling the TalkBack queue for LED commands')
   }
 
-  /** Stops; a poll in flight finishes first (at most the request timeout), so no dequeued command is lost. Idempotent. */
+  /**
+   * Stops; a poll in flight finishes first, so a command it dequeued is recorded before the relay and
+   * the database close. Bounded, so a hanging TalkBack cannot hold up the gateway's 5-second
+   * shutdown: a request still unanswered after STOP_WAIT_MS is abandoned (aborted), so no answer is
+   * handled after the database has closed. Idempotent.
+   */
   async stop(): Promise<void> {
     this.abort.abort()
-    // Bounded, so a hanging TalkBack cannot hold up the gateway's 5-second shutdown.
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([this.loop, new Promise<void>((r) => (timer = setTimeout(r, STOP_WAIT_MS)))])
-    clearTimeout(timer)
+    if (this.loop && !(await settlesWithin(this.loop, STOP_WAIT_MS))) {
+      this.opts.log.warn(
+        { talkback: this.opts.talkbackId, waitedMs: STOP_WAIT_MS },
+        'TalkBack did not answer before the shutdown; abandoned the request. If TalkBack had already taken a command off its queue for it, that command is lost: check the TalkBack and queue it again',
+      )
+      this.abandon.abort()
+      await settlesWithin(this.loop, STOP_WAIT_MS / 4)
+    }
     this.pollStatus.state = 'stopped'
   }
 
@@ -135,13 +156,15 @@ export class TalkBackPoller {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: new URLSearchParams({ api_key: this.opts.apiKey }).toString(),
-        // Not tied to stop(): a command the server has already dequeued must still be delivered.
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+        // Not aborted by stop() at once: a command the server has already dequeued must still be
+        // recorded. Only a request stop() has waited for in vain is abandoned.
+        signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs ?? 10_000), this.abandon.signal]),
       })
       status = res.status
       headers = res.headers
       body = (await res.text()).slice(0, 64 * 1024)
     } catch (err) {
+      if (this.abandon.signal.aborted) return { outcome: 'error', delayMs: 0 }
       const e = err as Error & { cause?: { code?: string; message?: string } }
       return this.fail(null, `request failed: ${e.cause?.code ?? ''} ${e.cause?.message ?? e.message}`.replace(/\s+/g, ' ').trim(), undefined, false)
     }
@@ -181,7 +204,16 @@ export class TalkBackPoller {
     }
     this.pollStatus.commands++
     this.pollStatus.lastCommandAt = this.now()
-    await this.deliver(command)
+    try {
+      await this.deliver(command)
+    } catch (err) {
+      // E.g. SQLite failed to commit: the command has left the cloud queue; say what it was.
+      this.opts.log.error(
+        { err, talkback: this.opts.talkbackId, commandId: command.id, command: command.command_string, createdAt: command.created_at },
+        'handling a command taken off the TalkBack queue failed; unless the commands table has it (GET /api/commands), it is lost: queue it again',
+      )
+      return { outcome: 'error', delayMs: longest }
+    }
     return { outcome: 'command', delayMs: interval }
   }
 
@@ -227,6 +259,15 @@ export class TalkBackPoller {
   private recordError(status: number | null, message: string): void {
     this.pollStatus.lastError = { status, message, at: this.now() }
   }
+}
+
+/** True when `p` settles within `ms` (either way); false when the time ran out first. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const settled = p.then(() => true, () => true)
+  const out = await Promise.race([settled, new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))])
+  clearTimeout(timer)
+  return out
 }
 
 /** Reads an `execute.json` answer: a command object, empty (`''`, `{}`, `null`), or unreadable. */

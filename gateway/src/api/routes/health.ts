@@ -15,7 +15,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ gateway: ApiGateway }> = 
     const database = databaseCheck(gw)
     if (database !== 'ok') reasons.push(`database: ${database}`)
     const broker = gw.state.brokerConnected ? 'ok' : 'not connected'
-    if (broker !== 'ok') reasons.push('broker: not connected (the gateway keeps reconnecting with backoff)')
+    if (gw.state.ingestPaused?.reason === 'backpressure') reasons.push('broker: disconnected on purpose, ingest paused by backpressure until the drainers free room in the buffer (FERRY_ERR_BUFFER_BACKPRESSURE)')
+    else if (broker !== 'ok') reasons.push('broker: not connected (the gateway keeps reconnecting with backoff)')
     return reply.code(reasons.length ? 503 : 200).send({ ok: reasons.length === 0, checks: { database, broker }, reasons })
   })
 
@@ -30,7 +31,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ gateway: ApiGateway }> = 
 function databaseCheck(gw: ApiGateway): string {
   const db = gw.buffer.db
   if (!db.open) return 'closed'
-  if (gw.state.diskFull) return `not writable (${gw.state.diskFull.error}); free space on the buffer volume`
+  const paused = gw.state.ingestPaused
+  if (paused?.reason === 'disk-full') return `not writable (${paused.error}); free space on the buffer volume`
   try {
     checkWritable(db)
     return 'ok'
