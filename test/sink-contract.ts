@@ -8,7 +8,7 @@
  * switch, led and the point time (at the destination's time resolution).
  */
 import type { Test } from 'tap'
-import type { BufferedReading, Sink } from '../gateway/src/sinks/types.js'
+import type { BufferedReading, Sink, WriteResult } from '../gateway/src/sinks/types.js'
 
 /** One reading as the destination holds it. */
 export interface Delivered {
@@ -79,6 +79,25 @@ export function expected(rows: readonly BufferedReading[], resolutionMs = 1): De
   }))
 }
 
+/**
+ * The settlement rule every sink's result must keep, whatever the server answered: each row of the
+ * batch is in exactly one of accepted, rejected and retryable (so nothing is counted as delivered
+ * twice, or both delivered and dead-lettered), and the settled rows (accepted or rejected) come before
+ * every retryable one, as the drainer's single cursor needs.
+ */
+export function assertSettlement(t: Test, batch: readonly BufferedReading[], r: WriteResult): void {
+  const where = new Map<number, string[]>()
+  const mark = (id: number, list: string) => where.set(id, [...(where.get(id) ?? []), list])
+  for (const id of r.accepted) mark(id, 'accepted')
+  for (const x of r.rejected) mark(x.id, 'rejected')
+  for (const id of r.retryable) mark(id, 'retryable')
+  const wrong = batch.filter((row) => (where.get(row.id) ?? []).length !== 1).map((row) => `${row.id}: ${(where.get(row.id) ?? ['none']).join('+')}`)
+  t.same(wrong, [], 'every row is in exactly one list')
+  t.same([...where.keys()].filter((id) => !batch.some((row) => row.id === id)), [], 'no id outside the batch')
+  const firstRetryable = batch.findIndex((row) => r.retryable.includes(row.id))
+  if (firstRetryable >= 0) t.same(batch.slice(firstRetryable).filter((row) => !r.retryable.includes(row.id)).map((row) => row.id), [], 'settled rows form a prefix')
+}
+
 /** Runs the shared claims as subtests of `t`. */
 export function sinkContract(t: Test, factory: (t: Test) => Promise<ContractTarget>, opts: ContractOptions = {}): void {
   const res = opts.timeResolutionMs ?? 1
@@ -88,6 +107,7 @@ export function sinkContract(t: Test, factory: (t: Test) => Promise<ContractTarg
     const { sink, delivered } = await factory(t)
     const rows = makeRows(10)
     const r = await sink.write(rows, signal())
+    assertSettlement(t, rows, r)
     t.same(r.accepted, rows.map((x) => x.id), 'accepted ids are the batch, in order')
     t.same(r.rejected, [])
     t.same(r.retryable, [])

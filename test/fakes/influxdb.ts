@@ -9,6 +9,13 @@
  * - partial writes: 1.x 400 `partial write: … dropped=N`, 2.x 422, 3 400 with `data[]` (or the whole
  *   batch refused with `accept_partial=false`) — the good points are stored in every case;
  * - duplicate points overwrite (same measurement + tag set + timestamp);
+ * - how a partial write is answered (`partialWrite`: the standard statuses, a 201 naming the lines or
+ *   not, an older 2.x `/write`'s 500);
+ * - refusals that name no row: a missing database (1.x 404), bucket or organisation (2.x 404), an
+ *   unknown retention policy (1.x 500), limits (`maxValuesPerTag` for 1.x, `maxColumnsPerTable`
+ *   422 for 3), next to row errors (field type conflict, `retentionMs` points beyond retention);
+ * - a write path the configured version does not have → 404 `path not found` (what InfluxDB Cloud
+ *   Serverless/Dedicated answer for `/api/v3/write_lp`: run the fake as version 2);
  * - body limits → 413 (checked on the compressed Content-Length, as 1.x does);
  * - scripted faults (`fail`) with any status, body and headers, and `hangUp` to drop connections.
  *
@@ -35,6 +42,26 @@ export interface FakeInfluxOptions {
   maxBodyBytes?: number
   /** Serve HTTPS with this certificate. */
   tls?: { cert: Buffer; key: Buffer }
+  /**
+   * How a partial write is answered (the good points are stored in every mode):
+   * - `standard` (default): 1.x 400 `partial write: … dropped=N`, 2.x 422, 3 400 with `data[]`;
+   * - `created-201`: 2.x/3 answer **201** naming the rejected lines (3: `data[]`; 2: the Cloud
+   *   Serverless text `error parsing line N (1-based): …`), as influxdb-client-js expects of
+   *   InfluxDB 3 ("returns 201 for partial success") and the Serverless spec describes;
+   * - `created-201-opaque`: 201 whose body names no line;
+   * - `legacy-500`: 1.x path answered as an older InfluxDB 2.x `/write` did: 500
+   *   `unexpected error writing points to database: partial write: …`.
+   * A write where nothing was stored is refused as in `standard`.
+   */
+  partialWrite?: 'standard' | 'created-201' | 'created-201-opaque' | 'legacy-500'
+  /** v1: retention policies of every database (default ['autogen']); another `rp` answers 500 `retention policy not found`. */
+  retentionPolicies?: string[]
+  /** v1/v2: points older than now − this are dropped: `partial write: points beyond retention policy` (a row error). */
+  retentionMs?: number
+  /** v1: most distinct values per tag key and measurement (1.x `max-values-per-tag`); more: `partial write: max-values-per-tag limit exceeded`. */
+  maxValuesPerTag?: number
+  /** v3: most columns (tags + fields) per table; more: 422 `Update to schema would exceed number of columns per table limit`. */
+  maxColumnsPerTable?: number
   /** Clock for recorded request times. */
   now?: () => number
 }
@@ -79,6 +106,10 @@ export class FakeInflux {
   connectionCount = 0
   private readonly store = new Map<string, FakePoint>()
   private readonly fieldTypes = new Map<string, FieldType>()
+  /** measurement\0tag key → values seen (for `maxValuesPerTag`). */
+  private readonly tagValues = new Map<string, Set<string>>()
+  /** measurement → tag and field names (for `maxColumnsPerTable`). */
+  private readonly columns = new Map<string, Set<string>>()
   private readonly faults: FakeFault[] = []
   private hangUps = 0
   private readonly sockets = new Set<Socket>()
@@ -209,6 +240,7 @@ export class FakeInflux {
     send: (status: number, body?: unknown) => void,
   ): void {
     const v = this.opts.version
+    const mode = this.opts.partialWrite ?? 'standard'
     const parseErrors = parsed.filter((x) => x.error)
     if (parsed.length === 0) return send(v === 3 ? 400 : 204, v === 3 ? 'no lines in the write' : undefined)
     const acceptPartial = v === 3 ? query.accept_partial !== 'false' : true
@@ -222,51 +254,103 @@ export class FakeInflux {
       const e = parseErrors[0] as { line: string; error: string }
       return send(400, { error: `unable to parse '${e.line}': ${e.error}` })
     }
-    // Type checks: a conflicting point is dropped, the others are written.
-    const conflicts: { n: number; line: string; msg: string }[] = []
+    // Storage checks: a point that conflicts or hits a limit is dropped, the others are written.
+    const dropped: { n: number; line: string; msg: string; limit: boolean }[] = []
     const good: ParsedLine[] = []
-    const pending = new Map<string, FieldType>()
+    const pendingTypes = new Map<string, FieldType>()
+    const pendingTagValues = new Map<string, Set<string>>()
+    const pendingColumns = new Map<string, Set<string>>()
+    const oldestNs = this.opts.retentionMs === undefined ? undefined : BigInt((this.opts.now ?? Date.now)() - this.opts.retentionMs) * 1_000_000n
     for (const x of parsed) {
       if (!x.p) continue
+      const p = x.p
       let msg: string | undefined
-      for (const [k, f] of Object.entries(x.p.fields)) {
-        const key = `${x.p.measurement}\u0000${k}`
-        const have = this.fieldTypes.get(key) ?? pending.get(key)
+      let limit = false
+      for (const [k, f] of Object.entries(p.fields)) {
+        const key = `${p.measurement}\u0000${k}`
+        const have = this.fieldTypes.get(key) ?? pendingTypes.get(key)
         if (have && have !== f.type) {
-          msg = `field type conflict: input field "${k}" on measurement "${x.p.measurement}" is type ${f.type}, already exists as type ${have}`
+          msg = v === 3
+            ? `invalid field value in line protocol for field '${k}' on line ${x.n - 1}: expected type ${have}, but got ${f.type}`
+            : `field type conflict: input field "${k}" on measurement "${p.measurement}" is type ${f.type}, already exists as type ${have}`
           break
         }
       }
+      if (!msg && oldestNs !== undefined && v !== 3 && BigInt(p.ns) < oldestNs) msg = 'points beyond retention policy'
+      if (!msg && this.opts.maxValuesPerTag !== undefined && v !== 3) {
+        for (const [k, value] of Object.entries(p.tags)) {
+          const key = `${p.measurement}\u0000${k}`
+          const known = new Set([...(this.tagValues.get(key) ?? []), ...(pendingTagValues.get(key) ?? [])])
+          if (!known.has(value) && known.size >= this.opts.maxValuesPerTag) {
+            msg = `max-values-per-tag limit exceeded (${known.size}/${this.opts.maxValuesPerTag}): measurement="${p.measurement}" tag="${k}" value="${value}"`
+            limit = true
+            break
+          }
+        }
+      }
+      if (!msg && this.opts.maxColumnsPerTable !== undefined && v === 3) {
+        const known = new Set([...(this.columns.get(p.measurement) ?? []), ...(pendingColumns.get(p.measurement) ?? [])])
+        for (const c of [...Object.keys(p.tags), ...Object.keys(p.fields)]) known.add(c)
+        if (known.size > this.opts.maxColumnsPerTable) {
+          msg = `Update to schema would exceed number of columns per table limit of ${this.opts.maxColumnsPerTable} columns`
+          limit = true
+        }
+      }
       if (msg) {
-        conflicts.push({ n: x.n, line: x.line, msg })
+        dropped.push({ n: x.n, line: x.line, msg, limit })
         continue
       }
-      for (const [k, f] of Object.entries(x.p.fields)) pending.set(`${x.p.measurement}\u0000${k}`, f.type)
-      good.push(x.p)
+      for (const [k, f] of Object.entries(p.fields)) pendingTypes.set(`${p.measurement}\u0000${k}`, f.type)
+      for (const [k, value] of Object.entries(p.tags)) {
+        const key = `${p.measurement}\u0000${k}`
+        pendingTagValues.set(key, new Set([...(pendingTagValues.get(key) ?? []), value]))
+      }
+      pendingColumns.set(p.measurement, new Set([...(pendingColumns.get(p.measurement) ?? []), ...Object.keys(p.tags), ...Object.keys(p.fields)]))
+      good.push(p)
     }
-    if (v === 3 && !acceptPartial && conflicts.length) {
-      const c = conflicts[0] as { n: number; line: string; msg: string }
-      return send(400, { error: 'line protocol parsing error', data: { error_message: c.msg, line_number: c.n, original_line: c.line.slice(0, 20) } })
+    if (v === 3 && !acceptPartial && dropped.length) {
+      const c = dropped[0] as { n: number; line: string; msg: string; limit: boolean }
+      return send(c.limit ? 422 : 400, { error: 'line protocol parsing error', data: { error_message: c.msg, line_number: c.n, original_line: c.line.slice(0, 20) } })
     }
-    for (const [k, t] of pending) this.fieldTypes.set(k, t)
+    for (const [k, t] of pendingTypes) this.fieldTypes.set(k, t)
+    for (const [k, values] of pendingTagValues) this.tagValues.set(k, new Set([...(this.tagValues.get(k) ?? []), ...values]))
+    for (const [k, cols] of pendingColumns) this.columns.set(k, new Set([...(this.columns.get(k) ?? []), ...cols]))
     for (const p of good) this.put(p)
-    if (parseErrors.length === 0 && conflicts.length === 0) return send(204)
+    if (parseErrors.length === 0 && dropped.length === 0) return send(204)
     const db = query.db ?? query.bucket ?? ''
+    const first = (dropped[0] ?? { msg: '' }).msg
+    const lineErrors = [
+      ...parseErrors.map((e) => ({ error_message: e.error as string, line_number: e.n, original_line: e.line.slice(0, 20) })),
+      ...dropped.map((c) => ({ error_message: c.msg, line_number: c.n, original_line: c.line.slice(0, 20) })),
+    ].sort((a, b) => a.line_number - b.line_number).slice(0, 100)
+    // A 201 partial success only when something was written; otherwise the standard refusal.
+    if ((mode === 'created-201' || mode === 'created-201-opaque') && good.length > 0 && v !== 1) {
+      if (mode === 'created-201-opaque') {
+        return send(201, v === 2 ? { code: 'unprocessable entity', message: `partial write: ${first} dropped=${dropped.length}` } : { error: 'partial write of line protocol occurred' })
+      }
+      if (v === 3) return send(201, { error: 'partial write of line protocol occurred', data: lineErrors })
+      // The Cloud (IOx) shape: the first line in `line`, every rejected line in `message`.
+      return send(201, {
+        code: 'invalid',
+        line: lineErrors[0]?.line_number,
+        message: `failed to parse line protocol: errors encountered on line(s):${lineErrors.map((e) => `\nerror parsing line ${e.line_number} (1-based): ${e.error_message}`).join('')}`,
+      })
+    }
     if (v === 1) {
+      if (mode === 'legacy-500' && parseErrors.length === 0) {
+        // InfluxDB 2.x before the fix: its 1.x-compatible /write answered a partial write with 500.
+        return send(500, { code: 'internal error', message: `unexpected error writing points to database: partial write: ${first} dropped=${dropped.length}` })
+      }
       if (parseErrors.length) {
         const e = parseErrors[0] as { line: string; error: string }
         return send(400, { error: `partial write: unable to parse '${e.line}': ${e.error} dropped=0 for database: ${db}` })
       }
-      return send(400, { error: `partial write: ${(conflicts[0] as { msg: string }).msg} dropped=${conflicts.length} for database: ${db}` })
+      return send(400, { error: `partial write: ${first} dropped=${dropped.length} for database: ${db}` })
     }
     if (v === 2) {
-      return send(422, { code: 'unprocessable entity', message: `failure writing points to database: partial write: ${(conflicts[0] as { msg: string }).msg} dropped=${conflicts.length} for database: ${this.opts.bucket ?? ''} for retention policy: autogen` })
+      return send(422, { code: 'unprocessable entity', message: `failure writing points to database: partial write: ${first} dropped=${dropped.length} for database: ${this.opts.bucket ?? ''} for retention policy: autogen` })
     }
-    const data = [
-      ...parseErrors.map((e) => ({ error_message: e.error as string, line_number: e.n, original_line: e.line.slice(0, 20) })),
-      ...conflicts.map((c) => ({ error_message: c.msg, line_number: c.n, original_line: c.line.slice(0, 20) })),
-    ].sort((a, b) => a.line_number - b.line_number).slice(0, 100)
-    return send(400, { error: 'partial write of line protocol occurred', data })
+    return send(dropped.some((c) => c.limit) ? 422 : 400, { error: 'partial write of line protocol occurred', data: lineErrors })
   }
 
   private put(p: ParsedLine): void {
@@ -316,6 +400,7 @@ export class FakeInflux {
     if (o.version === 1) {
       if (!q.db) return { status: 400, body: { error: 'database is required' } }
       if (!(o.databases ?? ['ferry']).includes(q.db)) return { status: 404, body: { error: `database not found: "${q.db}"` } }
+      if (q.rp && !(o.retentionPolicies ?? ['autogen']).includes(q.rp)) return { status: 500, body: { error: `retention policy not found: ${q.rp}` } }
       if (q.precision !== undefined && !['n', 'ns', 'u', 'ms', 's', 'm', 'h', ''].includes(q.precision)) {
         return { status: 400, body: { error: `invalid precision "${q.precision}" (use n, u, ms, s, m or h)` } }
       }

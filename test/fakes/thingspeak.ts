@@ -11,8 +11,12 @@
  *   time or a field over 255 bytes → 400 `error_bad_request`.
  * - A repeated `created_at` in a channel is never overwritten. Whether the service drops it silently
  *   or refuses it is *unconfirmed*, so both are available (`duplicates: 'drop' | 'reject'`).
- * - `GET /channels/<id>/feeds/last.json[?api_key=]` → the newest entry (values as strings), `-1`
- *   when the channel is empty, 400 `-1` for a private channel without the right read key (legacy).
+ * - `GET /channels/<id>/feeds/last.json[?api_key=]` → the newest entry (values as strings); `-1`
+ *   for a private channel without the right read key, with status `noAccessStatus` (200 as MathWorks
+ *   documents, the default; 400 as the legacy server answered); `-1` with 200 when the channel is
+ *   empty (the legacy server; the hosted answer for an empty channel is not documented).
+ * - `GET /channels/<id>/feeds.json[?api_key=&results=N]` → `{"channel":{…},"feeds":[…]}` with the
+ *   newest N entries (an empty list for an empty channel); `-1` without access, as last.json.
  * - Scripted faults (`fail`) and dropped connections (`hangUp`); every request is recorded with the
  *   time from the injected clock so tests can check the spacing of calls.
  */
@@ -37,6 +41,8 @@ export interface FakeThingSpeakOptions {
   /** Messages left this licence year (default unlimited); each entry counts as one (unconfirmed). */
   quota?: number
   duplicates?: 'drop' | 'reject'
+  /** Status of the `-1` answer to a read without access: 200 (MathWorks "Read Last Entry", default) or 400 (legacy server). */
+  noAccessStatus?: 200 | 400
   /** Send `Retry-After: <s>` with 429 (the service documents none; default off). */
   retryAfterS?: number
   now?: () => number
@@ -157,15 +163,19 @@ export class FakeThingSpeak {
     }
 
     const bulk = /^\/channels\/(\d+)\/bulk_update\.json$/.exec(u.pathname)
-    const last = /^\/channels\/(\d+)\/feeds\/last\.json$/.exec(u.pathname)
-    if (last && req.method === 'GET') {
-      const ch = this.opts.channels.find((c) => c.id === last[1])
+    const read = /^\/channels\/(\d+)\/feeds(\/last)?\.json$/.exec(u.pathname)
+    if (read && req.method === 'GET') {
+      const ch = this.opts.channels.find((c) => c.id === read[1])
       if (!ch) return send(404, tsError(404, 'Please check the channel id.'))
       const key = u.searchParams.get('api_key') ?? req.headers['x-thingspeakapikey'] ?? req.headers.thingspeakapikey
-      if (ch.readKey && key !== ch.readKey) return send(400, '-1')
+      if (ch.readKey && key !== ch.readKey) return send(this.opts.noAccessStatus ?? 200, '-1')
       const list = this.feed(ch.id)
-      const e = list[list.length - 1]
-      return send(200, e ? JSON.stringify(e) : '-1')
+      if (read[2]) {
+        const e = list[list.length - 1]
+        return send(200, e ? JSON.stringify(e) : '-1')
+      }
+      const n = Math.max(0, Number(u.searchParams.get('results') ?? 100) || 0)
+      return send(200, JSON.stringify({ channel: { id: Number(ch.id), last_entry_id: list.length || null }, feeds: n ? list.slice(-n) : [] }))
     }
     if (!bulk || req.method !== 'POST') return send(404, tsError(404, 'The resource was not found.'))
 

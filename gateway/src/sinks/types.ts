@@ -26,13 +26,27 @@ export interface WriteResult {
   rejected: { id: number; reason: string }[]
   /** The server asked for a pause (Retry-After); the drainer caps it by config. */
   retryAfterMs?: number
-  /** Set when the sink refused the credentials (401/403): the drainer stops this sink and alerts. */
+  /**
+   * Set when the sink cannot deliver anything until its configuration is fixed: the credentials were
+   * refused (401/403, or ThingSpeak's `-1` for a channel it may not read), or there is no write
+   * endpoint at the configured URL (404 naming no database). The drainer stops this sink and alerts;
+   * every row stays buffered. The message names the setting to fix.
+   */
   authError?: string
+  /**
+   * The error code of the stop `authError` reports (docs/errors.md): `FERRY_ERR_SINK_AUTH` (the
+   * default, refused credentials) or `FERRY_ERR_SINK_ENDPOINT` (no write endpoint at the URL: wrong
+   * `FERRY_INFLUX_URL` or `FERRY_INFLUX_VERSION`).
+   */
+  stopCode?: SinkStopCode
   /** Low-cardinality class of the failure for metrics and status, e.g. 'http_429', 'http_5xx', 'network'. */
   errorClass?: string
   /** Human-readable detail of the failure (server message), for logs and status. */
   errorMessage?: string
 }
+
+/** Codes a sink may stop with (see `WriteResult.stopCode`). */
+export type SinkStopCode = 'FERRY_ERR_SINK_AUTH' | 'FERRY_ERR_SINK_ENDPOINT'
 
 export interface Sink {
   /** 'influxdb' | 'thingspeak' | 'file'; also the log and metric label and the cursor name. */

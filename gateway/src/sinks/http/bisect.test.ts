@@ -65,6 +65,26 @@ t.test('an auth answer keeps every row and reports authError', async (t) => {
   t.equal(r.authError, 'authorization failed')
 })
 
+t.test('a partial answer settles the chunk in one request: named rows rejected, the rest accepted', async (t) => {
+  const log: number[][] = []
+  const r = await writeBisecting(rows(10), async (chunk) => {
+    log.push(chunk.map((x) => x.id))
+    return { kind: 'partial', status: 201, errorClass: 'http_201', rejected: [{ index: 3, reason: 'line 4: bad' }, { index: 9, reason: 'line 10: bad' }] }
+  }, signal, { reasonPrefix: (s) => `InfluxDB ${s}: ` })
+  t.equal(log.length, 1, 'nothing is sent twice')
+  t.same(r.rejected, [{ id: 4, reason: 'InfluxDB 201: line 4: bad' }, { id: 10, reason: 'InfluxDB 201: line 10: bad' }])
+  t.same(r.accepted, [1, 2, 3, 5, 6, 7, 8, 9])
+  t.same(r.retryable, [])
+})
+
+t.test('a stop answer keeps every row and reports the stop code with the message', async (t) => {
+  const r = await writeBisecting(rows(3), async () => ({ kind: 'stop', status: 404, code: 'FERRY_ERR_SINK_ENDPOINT', reason: 'no write endpoint', errorClass: 'endpoint_missing' }), signal)
+  t.same(r.retryable, [1, 2, 3])
+  t.equal(r.authError, 'no write endpoint')
+  t.equal(r.stopCode, 'FERRY_ERR_SINK_ENDPOINT')
+  t.equal(r.errorClass, 'endpoint_missing')
+})
+
 t.test('a transport error before any progress is thrown; after progress it becomes retryable rows', async (t) => {
   await t.rejects(writeBisecting(rows(4), async () => { throw new Error('ECONNRESET') }, signal), /ECONNRESET/)
   let n = 0

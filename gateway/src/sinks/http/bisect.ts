@@ -6,7 +6,9 @@
  *   single rows; only those are rejected (with the server's message), every other row is accepted.
  *   Cost: about 2·k·log2(n) requests for k bad rows in n.
  * - 413 (`split`): halved the same way; a single row that is still too large is rejected.
- * - `auth` / `retry`: stop; this chunk and everything after it stay retryable.
+ * - `partial`: the server wrote the chunk except the rows it named: those are rejected, the rest
+ *   accepted, without further requests.
+ * - `auth` / `stop` / `retry`: stop; this chunk and everything after it stay retryable.
  *
  * Why re-sending is safe: InfluxDB 1.x answers a partial write with 400 `partial write … dropped=N`
  * *after* writing the good points, 2.x does the same with 422, and 3.x with `accept_partial`. Re-sending
@@ -87,8 +89,20 @@ export async function writeBisecting<R extends { id: number }>(
           queue.unshift(chunk.slice(0, mid), chunk.slice(mid))
         }
         break
+      case 'partial': {
+        const named = new Map(verdict.rejected.map((x) => [x.index, x.reason]))
+        chunk.forEach((r, i) => {
+          const why = named.get(i)
+          if (why === undefined) result.accepted.push(r.id)
+          else result.rejected.push({ id: r.id, reason: `${prefix(verdict.status)}${why}` })
+        })
+        settled += chunk.length
+        break
+      }
       case 'auth':
         return stop(chunk, { authError: verdict.reason, errorClass: verdict.errorClass, errorMessage: verdict.reason })
+      case 'stop':
+        return stop(chunk, { authError: verdict.reason, stopCode: verdict.code, errorClass: verdict.errorClass, errorMessage: verdict.reason })
       case 'retry':
         return stop(chunk, {
           errorClass: verdict.errorClass,

@@ -7,8 +7,12 @@
  * docs/cloud-apis.md#response-classification, with one deliberate difference: anything we do not
  * recognise (404, 3xx, 405, odd 2xx, unknown codes) is *retryable*, never dropped. A misconfigured
  * URL or a captive portal must not throw readings away; it shows up as an error class on the sink's
- * status.
+ * status. A sink refines the verdict with what only it can read in a body (the InfluxDB sink:
+ * `influxdb/answers.ts` — partial writes that name their lines, refusals that name a database or a
+ * limit instead of a row, a 404 that means "no such endpoint").
  */
+
+import type { SinkStopCode } from '../types.js'
 
 /** What the sink should do with the rows it sent in one request. */
 export type HttpVerdict =
@@ -21,6 +25,20 @@ export type HttpVerdict =
   | { kind: 'auth'; status: number; reason: string; errorClass: string }
   /** Keep the rows and try again later; `retryAfterMs` when the server said how long to wait. */
   | { kind: 'retry'; status: number; reason: string; errorClass: string; retryAfterMs?: number }
+  /**
+   * Some rows of the request were written and the server named the others, by their position in the
+   * request (0-based `index`). The named ones are rejected with their reason, the rest accepted; no
+   * bisecting needed. Only a sink that can map the server's line numbers back to rows returns this.
+   */
+  | { kind: 'partial'; status: number; rejected: { index: number; reason: string }[]; errorClass: string }
+  /**
+   * Nothing can be delivered until the configuration is fixed, for a reason other than credentials
+   * (e.g. no write endpoint at the URL). Rows stay buffered; the drainer stops the sink like `auth`.
+   */
+  | { kind: 'stop'; status: number; reason: string; errorClass: string; code: SinkStopCode }
+
+/** What the status alone can say: `classifyHttp` never answers `partial` or `stop` (a sink refines it). */
+export type StatusVerdict = Exclude<HttpVerdict, { kind: 'partial' } | { kind: 'stop' }>
 
 /** Header bag as undici returns it (`string | string[] | undefined` per name, lower-case names). */
 export type HeaderBag = Record<string, string | string[] | undefined>
@@ -47,7 +65,7 @@ const MAX_REASON = 1024
  * Classifies one HTTP response. `body` is the response text (possibly truncated by the caller; only
  * used for messages). See the module comment for the rules.
  */
-export function classifyHttp(status: number, headers: HeaderBag, body: string, opts: ClassifyOptions = {}): HttpVerdict {
+export function classifyHttp(status: number, headers: HeaderBag, body: string, opts: ClassifyOptions = {}): StatusVerdict {
   const reason = serverMessage(status, headers, body)
   if (!Number.isInteger(status) || status < 100 || status > 599) {
     return { kind: 'retry', status, reason, errorClass: 'http_invalid' }

@@ -27,10 +27,11 @@ export const influxConfigSchema = Type.Object({
   FERRY_INFLUX_BUCKET: Type.Optional(Type.String({ minLength: 1, description: 'Bucket name or id (version 2; required there).' })),
   FERRY_INFLUX_TOKEN: Type.Optional(Type.String({
     minLength: 1,
+    secret: true,
     description: 'API token: sent as "Token <t>" (versions 1 and 2) or "Bearer <t>" (version 3). Secret; no default.',
   })),
   FERRY_INFLUX_USER: Type.Optional(Type.String({ minLength: 1, description: 'Username for version 1 when auth is enabled (sent with HTTP Basic auth, never in the URL).' })),
-  FERRY_INFLUX_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'Password for FERRY_INFLUX_USER. Secret; no default.' })),
+  FERRY_INFLUX_PASSWORD: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'Password for FERRY_INFLUX_USER. Secret; no default.' })),
   FERRY_INFLUX_CA: Type.Optional(Type.String({ minLength: 1, description: 'PEM file with the CA certificate(s) to trust for an https:// URL signed by a private CA.' })),
   FERRY_INFLUX_MEASUREMENT: Type.String({ default: 'telemetry', minLength: 1, description: 'Measurement name for readings.' }),
   FERRY_INFLUX_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, description: 'Connect, response-header and body-gap timeout per request, in milliseconds.' }),
@@ -44,6 +45,11 @@ export const influxConfigSchema = Type.Object({
   FERRY_INFLUX_GZIP: Type.Boolean({ default: true, description: 'Compress request bodies with gzip (Content-Encoding: gzip).' }),
   FERRY_INFLUX_CONCURRENCY: Type.Integer({ default: 2, minimum: 1, maximum: 8, description: 'Batches in flight at once while draining a backlog: the next batch is read, encoded and compressed while InfluxDB writes the previous one. Safe because a re-sent point overwrites itself.' }),
   FERRY_INFLUX_GZIP_LEVEL: Type.Integer({ default: 1, minimum: 1, maximum: 9, description: 'gzip level. Line protocol is repetitive: level 1 already shrinks it ~8x at a fraction of the CPU of level 6 (bench/README.md, drain).' }),
+  FERRY_INFLUX_BISECT_AFTER_500S: Type.Integer({
+    default: 5,
+    minimum: 0,
+    description: 'After this many identical HTTP 500 answers in a row for the same readings, find the readings the server refuses (by splitting the batch) and dead-letter them with its message, as for a 400. Older InfluxDB 2.x answer a partial write on /write with 500; a 500 that every part of the batch gets is a server fault and stays retried. 0 = retry a 500 forever.',
+  }),
   FERRY_INFLUX_ACCEPT_PARTIAL: Type.Boolean({ default: true, description: 'Version 3 only: let the server keep the valid lines of a batch with bad ones (accept_partial).' }),
 })
 

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { loadEnv } from '../../../../common/src/config/env.js'
 import { makePki } from '../../../../test/helpers/pki.js'
-import { sinkContract, makeRows, type Delivered } from '../../../../test/sink-contract.js'
+import { sinkContract, makeRows, assertSettlement, type Delivered } from '../../../../test/sink-contract.js'
 import type { BufferedReading } from '../types.js'
 import { influxConfigSchema, type InfluxConfig } from './config.js'
 import { createInfluxSink } from './influxdb.js'
@@ -101,10 +101,12 @@ t.test('v3 accept_partial=true: 400 partial write, bad row rejected, the rest ac
   f.setFieldType('telemetry', 'led', 'float')
   const rows = batchWithOneConflict(0)
   const r = await sink.write(rows, signal())
+  assertSettlement(t, rows, r)
   t.same(r.rejected.map((x) => x.id), [1])
-  t.match(r.rejected[0]?.reason, /^InfluxDB 400: partial write of line protocol occurred \(line 1: field type conflict/)
+  t.match(r.rejected[0]?.reason, /^InfluxDB 400: partial write of line protocol occurred \(line 1: invalid field value in line protocol for field 'led'/)
   t.same(r.accepted, rows.slice(1).map((x) => x.id))
   t.equal(f.points().length, 99)
+  t.equal(f.writes().length, 1, 'the lines the answer named were mapped to rows: nothing re-sent')
 })
 
 t.test('v3 accept_partial=false: the whole batch is refused, bisect still isolates the row', async (t) => {
@@ -163,15 +165,17 @@ t.test('v1: a 200 (e.g. a proxy page) is not a write; rows stay retryable', asyn
   t.equal(r.errorClass, 'http_200')
 })
 
-t.test('garbage answers never drop rows: 404 page, 302, 405', async (t) => {
+t.test('garbage answers never drop rows: 404 page (stops the sink), 302, 405', async (t) => {
   const { f, sink } = await setup(t, 2)
   f.fail({ status: 404, body: '<html>not here</html>' })
   f.fail({ status: 302, headers: { location: 'https://login.example/' } })
   f.fail({ status: 405, body: '' })
-  for (const cls of ['http_404', 'http_3xx', 'http_4xx']) {
+  for (const cls of ['endpoint_missing', 'http_3xx', 'http_4xx']) {
     const r = await sink.write(makeRows(2), signal())
     t.same(r.retryable, [1, 2], cls)
+    t.same(r.rejected, [])
     t.equal(r.errorClass, cls)
+    t.equal(Boolean(r.authError), cls === 'endpoint_missing', 'only the 404 stops the sink')
   }
   t.same((await sink.write(makeRows(2), signal())).accepted, [1, 2])
 })
@@ -249,6 +253,156 @@ t.test('a server behind a private CA is trusted with FERRY_INFLUX_CA, refused wi
   const untrusted = createInfluxSink(cfg({ FERRY_INFLUX_URL: f.url, ...ENV[2] }))
   t.teardown(() => untrusted.close())
   await t.rejects(untrusted.write(makeRows(2), signal()), { code: 'FERRY_ERR_SINK' })
+})
+
+// --- Hardening, point 6: answers of real services that made the sink stall or over-count ---
+
+const CREATED_201: { version: 2 | 3; bad: number; reason: RegExp; shape: string }[] = [
+  { version: 3, bad: 41, reason: /^InfluxDB 201: partial write of line protocol occurred \(line 42: invalid field value/, shape: '3 Core data[]' },
+  { version: 2, bad: 99, reason: /^InfluxDB 201: partial write \(line 100: field type conflict/, shape: 'Cloud Serverless "error parsing line N (1-based)"' },
+]
+for (const c of CREATED_201) {
+  t.test(`v${c.version} answers 201 for a partial write (${c.shape}): the rows it names are dead-lettered, not counted as delivered`, async (t) => {
+    const { f, sink } = await setup(t, c.version, {}, { partialWrite: 'created-201' })
+    f.setFieldType('telemetry', 'led', 'float')
+    const rows = batchWithOneConflict(c.bad)
+    const r = await sink.write(rows, signal())
+    assertSettlement(t, rows, r)
+    t.equal(f.writes()[0]?.status, 201, 'the server did answer 201')
+    t.same(r.rejected.map((x) => x.id), [rows[c.bad]?.id])
+    t.match(r.rejected[0]?.reason, c.reason)
+    t.same(r.accepted, rows.filter((_, i) => i !== c.bad).map((x) => x.id))
+    t.equal(f.points().length, 99)
+    t.equal(f.writes().length, 1, 'one request: the named line was mapped to its row')
+  })
+}
+
+t.test('a 201 that names no line is bisected: the refused row is found, the others delivered once', async (t) => {
+  const { f, sink } = await setup(t, 3, {}, { partialWrite: 'created-201-opaque' })
+  f.setFieldType('telemetry', 'led', 'float')
+  const rows = batchWithOneConflict(7)
+  const r = await sink.write(rows, signal())
+  assertSettlement(t, rows, r)
+  t.same(r.rejected.map((x) => x.id), [8])
+  t.same(r.accepted, rows.filter((_, i) => i !== 7).map((x) => x.id))
+  t.equal(f.points().length, 99)
+  t.ok(f.writes().length > 1, 'bisected')
+})
+
+t.test('a missing database (1.x 404) or bucket (2.x 404) keeps every row, retried with class target_missing', async (t) => {
+  const one = await setup(t, 1, { FERRY_INFLUX_DB: 'nope' })
+  const two = await setup(t, 2, { FERRY_INFLUX_BUCKET: 'nope' })
+  for (const [{ sink }, hint] of [[one, /CREATE DATABASE/], [two, /FERRY_INFLUX_BUCKET/]] as const) {
+    const rows = makeRows(4)
+    const r = await sink.write(rows, signal())
+    t.same(r.retryable, rows.map((x) => x.id))
+    t.same(r.rejected, [])
+    t.notOk(r.authError, 'not a stop: it resumes by itself once the database exists')
+    t.equal(r.errorClass, 'target_missing')
+    t.match(r.errorMessage, hint)
+  }
+})
+
+t.test('an unknown retention policy (1.x 500) is target_missing and never isolated as a partial write', async (t) => {
+  const { f, sink } = await setup(t, 1, { FERRY_INFLUX_RP: 'weekly', FERRY_INFLUX_BISECT_AFTER_500S: '2' })
+  const rows = makeRows(8)
+  for (let i = 0; i < 4; i++) {
+    const r = await sink.write(rows, signal())
+    t.same(r.rejected, [], `attempt ${i + 1}: nothing dead-lettered`)
+    t.equal(r.errorClass, 'target_missing')
+    t.match(r.errorMessage, /retention policy not found: weekly.*FERRY_INFLUX_RP/)
+  }
+  t.equal(f.writes().length, 4, 'one request per attempt, no bisecting')
+})
+
+t.test('1.x max-values-per-tag limit: the batch is kept and retried (server_limit), not bisected into dead letters', async (t) => {
+  const { f, sink } = await setup(t, 1, {}, { maxValuesPerTag: 2 })
+  const rows = makeRows(30, { devices: ['dev1', 'dev2', 'dev3'], spacingMs: 1000 })
+  const r = await sink.write(rows, signal())
+  assertSettlement(t, rows, r)
+  t.same(r.rejected, [])
+  t.same(r.retryable, rows.map((x) => x.id))
+  t.equal(r.errorClass, 'server_limit')
+  t.match(r.errorMessage, /max-values-per-tag limit exceeded \(2\/2\).*raise the limit/)
+  t.equal(f.writes().length, 1, 'no bisecting')
+})
+
+t.test('3 column limit (422 partial write): kept and retried as server_limit', async (t) => {
+  const { f, sink } = await setup(t, 3, {}, { maxColumnsPerTable: 5 })
+  const rows = makeRows(6).map((r, i) => ({ ...r, led: i === 4 ? 9 : null }))
+  const r = await sink.write(rows, signal())
+  t.equal(f.writes()[0]?.status, 422)
+  t.same(r.rejected, [])
+  t.same(r.retryable, rows.map((x) => x.id))
+  t.equal(r.errorClass, 'server_limit')
+  t.match(r.errorMessage, /would exceed number of columns per table limit of 5 columns/)
+})
+
+t.test('points beyond the retention period are row errors: those rows dead-lettered, the recent ones delivered', async (t) => {
+  const now = Date.parse('2026-01-01T12:00:00Z')
+  const { f, sink } = await setup(t, 1, {}, { retentionMs: 3_600_000, now: () => now })
+  const rows = makeRows(6, { startUs: (now - 3 * 3_600_000 - 1000) * 1000, spacingMs: 3_600_000 })
+  const r = await sink.write(rows, signal())
+  assertSettlement(t, rows, r)
+  t.same(r.rejected.map((x) => x.id), [1, 2, 3])
+  t.match(r.rejected[0]?.reason, /points beyond retention policy/)
+  t.same(r.accepted, [4, 5, 6])
+  t.equal(f.points().length, 3)
+})
+
+t.test('an older 2.x /write answering a partial write with 500: after N identical 500s the refused row is dead-lettered', async (t) => {
+  const { f, sink } = await setup(t, 1, { FERRY_INFLUX_BISECT_AFTER_500S: '3' }, { partialWrite: 'legacy-500' })
+  f.setFieldType('telemetry', 'led', 'float')
+  const rows = batchWithOneConflict(20)
+  for (let i = 1; i <= 2; i++) {
+    const r = await sink.write(rows, signal())
+    t.same(r.retryable, rows.map((x) => x.id), `attempt ${i}: kept`)
+    t.equal(r.errorClass, 'http_5xx')
+    t.match(r.errorMessage, new RegExp(`partial write: field type conflict.*the same 500 ${i} of 3 times`))
+  }
+  const r = await sink.write(rows, signal())
+  assertSettlement(t, rows, r)
+  t.same(r.rejected.map((x) => x.id), [21])
+  t.match(r.rejected[0]?.reason, /^InfluxDB 500: internal error: unexpected error writing points to database: partial write: field type conflict.*answered 3 times/)
+  t.same(r.accepted, rows.filter((_, i) => i !== 20).map((x) => x.id))
+  t.equal(f.points().length, 99)
+})
+
+t.test('a 500 that every part of the batch gets is a server fault: probed briefly, every row kept', async (t) => {
+  const { f, sink } = await setup(t, 2, { FERRY_INFLUX_BISECT_AFTER_500S: '2' })
+  f.fail({ status: 500, body: '{"code":"internal error","message":"unexpected error writing points to database: engine: timeout"}' }, 1000)
+  const rows = makeRows(64, { spacingMs: 1000 })
+  await sink.write(rows, signal())
+  const before = f.writes().length
+  const r = await sink.write(rows, signal())
+  t.same(r.rejected, [], 'nothing dead-lettered')
+  t.same(r.retryable, rows.map((x) => x.id))
+  t.match(r.errorMessage, /500 to every part of the batch.*server fault.*engine: timeout/)
+  t.ok(f.writes().length - before <= Math.log2(64) + 5, `probing bounded: ${f.writes().length - before} requests (a full bisect would take 127)`)
+})
+
+t.test('FERRY_INFLUX_BISECT_AFTER_500S=0 retries a 500 forever, as before', async (t) => {
+  const { f, sink } = await setup(t, 1, { FERRY_INFLUX_BISECT_AFTER_500S: '0' }, { partialWrite: 'legacy-500' })
+  f.setFieldType('telemetry', 'led', 'float')
+  const rows = batchWithOneConflict(3)
+  for (let i = 0; i < 6; i++) t.same((await sink.write(rows, signal())).rejected, [])
+  t.equal(f.writes().length, 6)
+})
+
+t.test('version 3 against InfluxDB Cloud Serverless/Dedicated (no /api/v3/write_lp): 404 stops the sink with FERRY_ERR_SINK_ENDPOINT', async (t) => {
+  const f = await startFakeInflux(t, { ...FAKE[2] }) // Cloud Serverless speaks the v2 API only
+  const sink = createInfluxSink(cfg({ FERRY_INFLUX_URL: f.url, ...ENV[3], FERRY_INFLUX_TOKEN: 'tok-2' }))
+  t.teardown(() => sink.close())
+  const rows = makeRows(5)
+  const r = await sink.write(rows, signal())
+  assertSettlement(t, rows, r)
+  t.equal(f.requests[0]?.path, '/api/v3/write_lp')
+  t.equal(f.requests[0]?.status, 404)
+  t.same(r.retryable, rows.map((x) => x.id))
+  t.equal(r.stopCode, 'FERRY_ERR_SINK_ENDPOINT')
+  t.equal(r.errorClass, 'endpoint_missing')
+  t.match(r.authError, /no write endpoint at POST http:\/\/127\.0\.0\.1:\d+\/api\/v3\/write_lp \(404: not found: path not found.*FERRY_INFLUX_VERSION=2/)
+  t.equal(f.writes().length, 1, 'no retries inside write')
 })
 
 t.test('config problems are reported by name before anything connects', async (t) => {

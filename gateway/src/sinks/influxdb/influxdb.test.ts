@@ -120,14 +120,15 @@ t.test('the sink byte cap splits a batch before the server has to refuse it', as
   t.equal((await small.select(db)).length, 300)
 })
 
-t.test('a database that does not exist is retryable (404), never dropped', async (t) => {
+t.test('a database that does not exist is retryable (404, class target_missing), never dropped and never a stop', async (t) => {
   const sink = createInfluxSink(cfg({ FERRY_INFLUX_URL: influxd.url, FERRY_INFLUX_DB: 'missing_db' }))
   t.teardown(() => sink.close())
   const rows = makeRows(3)
   const r = await sink.write(rows, signal())
   t.same(r.retryable, rows.map((x) => x.id))
-  t.equal(r.errorClass, 'http_404')
-  t.match(r.errorMessage, /database not found/)
+  t.equal(r.errorClass, 'target_missing')
+  t.notOk(r.authError)
+  t.match(r.errorMessage, /database not found.*CREATE DATABASE/)
 })
 
 t.test('a server that is gone makes write throw (the drainer retries), with nothing settled', async (t) => {

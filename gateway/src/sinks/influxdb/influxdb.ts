@@ -12,16 +12,24 @@
  *   server keeps the valid lines and answers 400 listing the bad ones).
  *
  * Refusals are bisected to single rows inside `write` (see bisect.ts); re-sending good points is an
- * overwrite in every version, so this never duplicates.
+ * overwrite in every version, so this never duplicates. What a body says beyond its status is read
+ * in answers.ts: partial writes that name their lines (also as 201), refusals that name a database or
+ * a limit (kept and retried, not dead-lettered), a 404 that means "no such endpoint" (the sink stops).
+ *
+ * A 500 is retried, except that an older InfluxDB 2.x answers a partial write on its 1.x `/write`
+ * with 500 and would stall the sink forever: after `FERRY_INFLUX_BISECT_AFTER_500S` identical 500s
+ * for the same rows the batch is bisected once, and the rows the server still refuses alone are
+ * dead-lettered, unless every part of the batch gets the 500 (a server fault: kept).
  */
 import { gzip } from 'node:zlib'
 import { promisify } from 'node:util'
-import { classifyHttp, type HttpVerdict } from '../http/classify.js'
+import type { HttpVerdict } from '../http/classify.js'
 import { chunkBySize, writeBisecting } from '../http/bisect.js'
 import { resolveDeps, type SinkDeps } from '../deps.js'
 import { HttpClient } from '../http/client.js'
 import { encodeBatch } from '../line-protocol.js'
 import type { BufferedReading, Sink, WriteResult } from '../types.js'
+import { interpretInfluxAnswer, PARTIAL_WRITE_TEXT } from './answers.js'
 import { checkInfluxConfig, type InfluxConfig } from './config.js'
 
 const gzipAsync = promisify(gzip)
@@ -39,6 +47,8 @@ export class InfluxSink implements Sink {
   readonly concurrency: number
   private readonly http: HttpClient
   private readonly deps: Required<SinkDeps>
+  /** First row id of a chunk → the 500 it keeps getting and how often in a row (see `writeChunk`). */
+  private readonly repeated500 = new Map<number, { reason: string; count: number }>()
   private closed = false
 
   constructor(private readonly cfg: InfluxConfig, deps: SinkDeps = {}) {
@@ -66,9 +76,7 @@ export class InfluxSink implements Sink {
     for (let i = 0; i < chunks.length; i++) {
       let chunkResult: WriteResult
       try {
-        chunkResult = await writeBisecting(chunks[i] as Encoded[], (part) => this.post(part, signal), signal, {
-          reasonPrefix: (s) => `InfluxDB ${s}: `,
-        })
+        chunkResult = await this.writeChunk(chunks[i] as Encoded[], signal)
       } catch (err) {
         // Earlier chunks were delivered: report them rather than have them sent again.
         if (result.accepted.length === 0 || signal.aborted) throw err
@@ -79,10 +87,10 @@ export class InfluxSink implements Sink {
       if (chunkResult.retryable.length) {
         result.retryable.push(...chunkResult.retryable)
         for (const rest of chunks.slice(i + 1)) for (const x of rest) result.retryable.push(x.id)
-        for (const k of ['retryAfterMs', 'authError', 'errorClass', 'errorMessage'] as const) {
+        for (const k of ['retryAfterMs', 'authError', 'stopCode', 'errorClass', 'errorMessage'] as const) {
           if (chunkResult[k] !== undefined) (result as unknown as Record<string, unknown>)[k] = chunkResult[k]
         }
-        if (chunkResult.authError) {
+        if (chunkResult.authError && !chunkResult.stopCode) {
           result.authError = `InfluxDB refused the credentials (${chunkResult.errorClass ?? 'auth'}) at ${this.http.origin}: ${chunkResult.authError}; ${this.credentialHint()}. Readings stay buffered.`
         }
         break
@@ -104,6 +112,72 @@ export class InfluxSink implements Sink {
     await this.http.close()
   }
 
+  /**
+   * Writes one chunk, bisecting refusals. Counts identical 500s for the same rows (keyed by the
+   * chunk's first row: the drainer re-sends the same batch while it retries); at
+   * `FERRY_INFLUX_BISECT_AFTER_500S` it isolates the refused rows at once (`isolate500`).
+   */
+  private async writeChunk(chunk: readonly Encoded[], signal: AbortSignal): Promise<WriteResult> {
+    const opts = { reasonPrefix: (s: number) => `InfluxDB ${s}: ` }
+    const seen: { last?: HttpVerdict } = {}
+    const result = await writeBisecting(chunk, async (part) => (seen.last = await this.post(part, signal)), signal, opts)
+    const key = (chunk[0] as Encoded).id
+    const last = seen.last
+    const limit = this.cfg.FERRY_INFLUX_BISECT_AFTER_500S
+    if (last?.kind !== 'retry' || last.status !== 500 || last.errorClass !== 'http_5xx' || result.accepted.length > 0 || result.rejected.length > 0 || limit === 0) {
+      this.repeated500.delete(key)
+      return result
+    }
+    const reason = last.reason
+    const prev = this.repeated500.get(key)
+    const count = prev && prev.reason === reason ? prev.count + 1 : 1
+    this.repeated500.delete(key)
+    if (count < limit) {
+      // Bounded: one entry per chunk still failing; the oldest goes first.
+      if (this.repeated500.size >= 16) this.repeated500.delete(this.repeated500.keys().next().value as number)
+      this.repeated500.set(key, { reason, count })
+      return { ...result, errorMessage: `${result.errorMessage ?? reason} (the same 500 ${count} of ${limit} times for these readings)` }
+    }
+    return this.isolate500(chunk, reason, count, signal)
+  }
+
+  /**
+   * The server answered the same 500 `count` times for these rows. Bisect once, treating a 500 like
+   * a 400, so the rows it refuses even alone are dead-lettered with its message and the others are
+   * delivered. Evidence is required before anything is dead-lettered: some part of the batch was
+   * written, or the message says it is a partial write. A 500 that every part of the batch gets is a
+   * server fault (disk, shard, timeout): the probing stops after about log2(n) requests and every
+   * row stays buffered.
+   */
+  private async isolate500(chunk: readonly Encoded[], reason: string, count: number, signal: AbortSignal): Promise<WriteResult> {
+    const dataError = PARTIAL_WRITE_TEXT.test(reason)
+    const patience = Math.ceil(Math.log2(chunk.length)) + 2
+    const probe = { written: false, failures: 0 }
+    const result = await writeBisecting(chunk, async (part) => {
+      const verdict = await this.post(part, signal)
+      if (verdict.kind === 'accepted' || verdict.kind === 'partial') probe.written = true
+      if (verdict.kind !== 'retry' || verdict.status !== 500 || verdict.errorClass !== 'http_5xx') return verdict
+      if (!probe.written && !dataError && ++probe.failures > patience) return verdict
+      return { kind: 'rejected', status: 500, errorClass: 'http_500', reason: `${verdict.reason} (the same 500 answered ${count} times for its batch, and for this reading alone)` }
+    }, signal, { reasonPrefix: (s) => `InfluxDB ${s}: ` })
+    if (result.accepted.length === 0 && !dataError) {
+      return {
+        accepted: [],
+        rejected: [],
+        retryable: chunk.map((x) => x.id),
+        errorClass: 'http_5xx',
+        errorMessage: `InfluxDB answers 500 to every part of the batch, so it is a server fault and not a bad reading; readings stay buffered and are retried: ${reason}`,
+      }
+    }
+    if (result.rejected.length > 0) {
+      this.deps.log.error(
+        { rows: result.rejected.length, ids: result.rejected.slice(0, 10).map((x) => x.id), reason },
+        `InfluxDB answered the same 500 ${count} times for a batch; the readings it still refused alone were moved to the dead letters (an older InfluxDB 2.x answers a partial write on /write with 500). Check them with "ferry dlq list" and requeue after fixing the cause`,
+      )
+    }
+    return result
+  }
+
   private async post(part: readonly Encoded[], signal: AbortSignal): Promise<HttpVerdict> {
     const text = part.map((x) => x.line).join('\n') + '\n'
     const gz = this.cfg.FERRY_INFLUX_GZIP
@@ -122,12 +196,14 @@ export class InfluxSink implements Sink {
       body,
       signal,
     })
-    const verdict = classifyHttp(res.status, res.headers, res.body, {
-      now: this.deps.now,
-      ...(this.cfg.FERRY_INFLUX_VERSION === 1 ? { successStatuses: [204] } : {}),
-    })
+    const verdict = interpretInfluxAnswer(
+      { version: this.cfg.FERRY_INFLUX_VERSION, lines: part.map((x) => x.line), endpoint: `POST ${this.http.origin}${this.http.basePath}${path}`, now: this.deps.now },
+      res.status,
+      res.headers,
+      res.body,
+    )
     if (verdict.kind !== 'accepted') {
-      this.deps.log.debug({ status: res.status, rows: part.length, verdict: verdict.kind, reason: verdict.reason }, 'influxdb refused a request')
+      this.deps.log.debug({ status: res.status, rows: part.length, verdict: verdict.kind, reason: verdict.kind === 'partial' ? `${verdict.rejected.length} lines named` : verdict.reason }, 'influxdb refused a request')
     }
     return verdict
   }

@@ -11,10 +11,15 @@ import { isDeviceId } from '../../../../common/src/ids.js'
 export const thingspeakConfigSchema = Type.Object({
   FERRY_THINGSPEAK_URL: Type.String({ default: 'https://api.thingspeak.com', pattern: '^https?://', description: 'ThingSpeak API base URL.' }),
   FERRY_THINGSPEAK_CHANNEL_ID: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Channel id that receives every device (field1 = pot, field2 = switch, field3 = LED, status = device id). Required unless every device is mapped in FERRY_THINGSPEAK_CHANNELS.' })),
-  FERRY_THINGSPEAK_WRITE_KEY: Type.Optional(Type.String({ minLength: 1, description: 'Write API key of FERRY_THINGSPEAK_CHANNEL_ID. Secret; no default.' })),
-  FERRY_THINGSPEAK_READ_KEY: Type.Optional(Type.String({ minLength: 1, description: 'Read API key of FERRY_THINGSPEAK_CHANNEL_ID, needed for a private channel so a restart can read the last entry and skip what the channel already holds.' })),
+  FERRY_THINGSPEAK_WRITE_KEY: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'Write API key of FERRY_THINGSPEAK_CHANNEL_ID. Secret; no default.' })),
+  FERRY_THINGSPEAK_READ_KEY: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'Read API key of FERRY_THINGSPEAK_CHANNEL_ID, needed for a private channel so a restart can read the last entry and skip what the channel already holds.' })),
+  FERRY_THINGSPEAK_ON_UNREADABLE: Type.Union([Type.Literal('stop'), Type.Literal('continue')], {
+    default: 'stop',
+    description: 'What the sink does at start when ThingSpeak will not let it read a channel\'s last entry (answer -1: a private channel without its read key, or a wrong one). stop = stop the sink like a refused write key, readings stay buffered; continue = deliver anyway, but readings sent just before a crash cannot be recognised and may be sent again after it.',
+  }),
   FERRY_THINGSPEAK_CHANNELS: Type.Optional(Type.String({
     pattern: '^[a-z0-9][a-z0-9_-]*=[0-9]+:[^,:]+(:[^,:]+)?(,[a-z0-9][a-z0-9_-]*=[0-9]+:[^,:]+(:[^,:]+)?)*$',
+    secret: true,
     description: 'One channel per device: comma list of <device>=<channel id>:<write key>[:<read key>]. Devices not listed go to FERRY_THINGSPEAK_CHANNEL_ID. Secret (holds keys).',
   })),
   FERRY_THINGSPEAK_INTERVAL_MS: Type.Integer({ default: 15_000, minimum: 1000, description: 'Least time between two bulk updates of one channel, in ms (ThingSpeak answers 429 to faster calls; 15 s on every account type).' }),

@@ -3,7 +3,7 @@
 // exactly and the tests never wait.
 import t, { type Test } from 'tap'
 import { loadEnv } from '../../../../common/src/config/env.js'
-import { sinkContract, makeRows, type Delivered } from '../../../../test/sink-contract.js'
+import { sinkContract, makeRows, assertSettlement, type Delivered } from '../../../../test/sink-contract.js'
 import type { BufferedReading } from '../types.js'
 import { thingspeakConfigSchema, type ThingSpeakConfig } from './config.js'
 import { createThingSpeakSink } from './thingspeak.js'
@@ -237,16 +237,67 @@ t.test('resume skips what the channel already holds after a crash', async (t) =>
   t.equal((sent[0]?.body as { updates: unknown[] }).updates.length, 4, 'only the 4 missing entries were sent')
 })
 
-t.test('resume without the read key of a private channel skips nothing and does not fail', async (t) => {
+for (const noAccessStatus of [200, 400] as const) {
+  t.test(`a private channel without its read key (last.json ${noAccessStatus} "-1") stops the sink naming FERRY_THINGSPEAK_READ_KEY; nothing is sent`, async (t) => {
+    const clock = virtualClock()
+    const f = await startFakeThingSpeak(t, { channels: [CH], now: clock.now, noAccessStatus })
+    f.seed(CH.id, [{ created_at: '2025-12-31T00:00:00Z', field1: 1, status: 'dev1' }])
+    const noKey = createThingSpeakSink(cfg({ FERRY_THINGSPEAK_URL: f.url, FERRY_THINGSPEAK_CHANNEL_ID: CH.id, FERRY_THINGSPEAK_WRITE_KEY: CH.writeKey }), clock)
+    t.teardown(() => noKey.close())
+    await noKey.resume(signal())
+    t.equal(f.requests.find((r) => r.path.endsWith('/feeds/last.json'))?.status, noAccessStatus, 'the read was refused')
+    const rows = makeRows(3)
+    const r = await noKey.write(rows, signal())
+    assertSettlement(t, rows, r)
+    t.same(r.retryable, rows.map((x) => x.id), 'every reading stays buffered')
+    t.equal(r.errorClass, 'read_refused')
+    t.notOk(r.stopCode, 'a refused key: FERRY_ERR_SINK_AUTH, the default stop code')
+    t.match(r.authError, /ThingSpeak refused to read channel 1001 .*FERRY_THINGSPEAK_READ_KEY is not set.*FERRY_THINGSPEAK_ON_UNREADABLE=continue.*sent again/)
+    t.equal(f.bulkCalls().length, 0, 'nothing was sent that a restart could not recognise')
+  })
+}
+
+t.test('a wrong read key, or a mapped channel without one, names the setting to fix', async (t) => {
+  const clock = virtualClock()
+  const f = await startFakeThingSpeak(t, { channels: [CH, { id: '2002', writeKey: 'KEYDEV2', readKey: 'READDEV2' }], now: clock.now })
+  const wrong = createThingSpeakSink(cfg({ FERRY_THINGSPEAK_URL: f.url, FERRY_THINGSPEAK_CHANNEL_ID: CH.id, FERRY_THINGSPEAK_WRITE_KEY: CH.writeKey, FERRY_THINGSPEAK_READ_KEY: 'WRONG' }), clock)
+  t.teardown(() => wrong.close())
+  await wrong.resume(signal())
+  t.match((await wrong.write(makeRows(1), signal())).authError, /FERRY_THINGSPEAK_READ_KEY is not its Read API key/)
+  const mapped = createThingSpeakSink(cfg({ FERRY_THINGSPEAK_URL: f.url, FERRY_THINGSPEAK_CHANNELS: 'dev1=2002:KEYDEV2' }), clock)
+  t.teardown(() => mapped.close())
+  await mapped.resume(signal())
+  t.match((await mapped.write(makeRows(1), signal())).authError, /channel 2002 .*its read key in FERRY_THINGSPEAK_CHANNELS .*is not set/)
+})
+
+t.test('FERRY_THINGSPEAK_ON_UNREADABLE=continue delivers without the read key and skips nothing', async (t) => {
   const { f } = await setup(t, {})
   const rows = makeRows(2)
   f.seed(CH.id, [{ created_at: new Date(Math.floor((rows[1] as BufferedReading).tsUs / 1e6) * 1000).toISOString(), field1: 1, status: 'dev2' }])
-  const noKey = createThingSpeakSink(cfg({ FERRY_THINGSPEAK_URL: f.url, FERRY_THINGSPEAK_CHANNEL_ID: CH.id, FERRY_THINGSPEAK_WRITE_KEY: CH.writeKey }))
+  const noKey = createThingSpeakSink(cfg({ FERRY_THINGSPEAK_URL: f.url, FERRY_THINGSPEAK_CHANNEL_ID: CH.id, FERRY_THINGSPEAK_WRITE_KEY: CH.writeKey, FERRY_THINGSPEAK_ON_UNREADABLE: 'continue' }))
   t.teardown(() => noKey.close())
   await noKey.resume(signal())
-  t.equal(f.requests.find((r) => r.path.endsWith('/feeds/last.json'))?.status, 400, 'the read was refused')
   t.same((await noKey.write(rows, signal())).accepted, [1, 2])
-  t.equal((f.bulkCalls(CH.id)[0]?.body as { updates: unknown[] }).updates.length, 2, 'nothing was skipped')
+  t.equal((f.bulkCalls(CH.id)[0]?.body as { updates: unknown[] }).updates.length, 2, 'nothing was skipped (it could not be known)')
+})
+
+t.test('"-1" from an empty channel is not a refusal: feeds.json tells them apart, and the sink delivers', async (t) => {
+  const clock = virtualClock()
+  const f = await startFakeThingSpeak(t, { channels: [CH, { id: '3003', writeKey: 'KEYPUBLIC' }], now: clock.now })
+  const envs: Record<string, string>[] = [
+    { FERRY_THINGSPEAK_CHANNEL_ID: CH.id, FERRY_THINGSPEAK_WRITE_KEY: CH.writeKey, FERRY_THINGSPEAK_READ_KEY: CH.readKey },
+    { FERRY_THINGSPEAK_CHANNEL_ID: '3003', FERRY_THINGSPEAK_WRITE_KEY: 'KEYPUBLIC' },
+  ]
+  for (const env of envs) {
+    const sink = createThingSpeakSink(cfg({ FERRY_THINGSPEAK_URL: f.url, ...env }), clock)
+    t.teardown(() => sink.close())
+    await sink.resume(signal())
+    t.equal(f.requests.filter((r) => r.path === `/channels/${env.FERRY_THINGSPEAK_CHANNEL_ID}/feeds/last.json`).at(-1)?.status, 200, 'last.json answered 200')
+    const rows = makeRows(2)
+    const r = await sink.write(rows, signal())
+    t.notOk(r.authError, `channel ${env.FERRY_THINGSPEAK_CHANNEL_ID} is empty, not refused`)
+    t.same(r.accepted, [1, 2])
+  }
 })
 
 t.test('one channel per device, with the default channel for the rest', async (t) => {

@@ -12,9 +12,13 @@
  *
  * Exactly once as far as ThingSpeak can tell: it does not overwrite a repeated `created_at`, so a
  * replay must not re-send. In a run, delivered row ids are remembered; after a restart `resume()`
- * reads the channel's last entry and rows at or before that second count as delivered.
+ * reads the channel's last entry and rows at or before that second count as delivered. ThingSpeak
+ * answers `-1` (with 200) when it will not let us read a channel (docs/cloud-apis.md#thingspeak-last-entry):
+ * that is a refused key, not an empty channel, so by default the sink stops with an alert naming the
+ * read key setting (`FERRY_THINGSPEAK_ON_UNREADABLE=continue` delivers without it, at the risk of
+ * re-sending what a crash left unconfirmed).
  */
-import { classifyHttp, type HttpVerdict } from '../http/classify.js'
+import { classifyHttp, serverMessage, type HttpVerdict } from '../http/classify.js'
 import { writeBisecting } from '../http/bisect.js'
 import { resolveDeps, type SinkDeps } from '../deps.js'
 import { HttpClient } from '../http/client.js'
@@ -42,6 +46,8 @@ export class ThingSpeakSink implements Sink {
   private readonly sent = new Set<number>()
   /** Row ids ThingSpeak refused in this run, with the reason (no need to ask again). */
   private readonly refused = new Map<number, string>()
+  /** Set by `resume` when a channel may not be read and the sink stops (`FERRY_THINGSPEAK_ON_UNREADABLE=stop`). */
+  private unreadable: string | undefined
   private closed = false
 
   constructor(private readonly cfg: ThingSpeakConfig, deps: SinkDeps = {}) {
@@ -55,39 +61,35 @@ export class ThingSpeakSink implements Sink {
 
   /**
    * Reads each channel's last entry (`GET /channels/<id>/feeds/last.json`) so rows a crash made us
-   * send twice are skipped. Unreadable answers (private channel without a read key, empty channel)
-   * are logged and leave nothing skipped; transport errors throw (the drainer retries).
+   * send twice are skipped. `-1` means "no access" on the hosted service, but the legacy server
+   * also answered `-1` for an empty channel, so `feeds.json` is asked to tell them apart: it answers
+   * an empty channel with its metadata and an empty `feeds` list. A refused read stops the sink at the
+   * next `write` (or, with `FERRY_THINGSPEAK_ON_UNREADABLE=continue`, is logged and skips nothing).
+   * Other failures (5xx, 404) are logged and skip nothing; transport errors throw (the drainer retries).
    */
   async resume(signal: AbortSignal): Promise<void> {
     const targets = new Map<string, ChannelTarget>()
     for (const t of [...this.byDevice.values(), ...(this.fallback ? [this.fallback] : [])]) targets.set(t.channelId, t)
     for (const target of targets.values()) {
-      const res = await this.http.request({
-        method: 'GET',
-        path: `/channels/${target.channelId}/feeds/last.json`,
-        query: { api_key: target.readKey },
-        signal,
-      })
-      let createdAt: number | undefined
-      if (res.status === 200) {
-        try {
-          const lastEntry = JSON.parse(res.body) as { created_at?: unknown }
-          if (typeof lastEntry === 'object' && lastEntry && typeof lastEntry.created_at === 'string') {
-            const ms = Date.parse(lastEntry.created_at)
-            if (!Number.isNaN(ms)) createdAt = Math.floor(ms / 1000)
-          }
-        } catch {
-          // `-1` or another non-object: no entry we can use
+      const last = await this.readLast(target, signal)
+      const channel = target.channelId
+      if (last.kind === 'entry') {
+        this.held.set(channel, Math.max(last.createdAtS, this.held.get(channel) ?? -Infinity))
+        this.resumeHeld.set(channel, last.createdAtS)
+        this.deps.log.info({ channel, lastEntry: isoSeconds(last.createdAtS) }, 'thingspeak channel read; older readings count as delivered')
+      } else if (last.kind === 'empty') {
+        this.deps.log.info({ channel }, 'thingspeak channel has no entries yet')
+      } else if (last.kind === 'refused') {
+        const key = this.readKeySetting(channel)
+        const why = `ThingSpeak refused to read channel ${channel} (${last.what}): the channel is private and ${key} is ${target.readKey ? 'not its Read API key' : 'not set'}`
+        if (this.cfg.FERRY_THINGSPEAK_ON_UNREADABLE === 'continue') {
+          this.deps.log.warn({ channel, status: last.status }, `${why}. Delivering anyway (FERRY_THINGSPEAK_ON_UNREADABLE=continue): readings sent just before a crash cannot be recognised after it and may be sent again (ThingSpeak drops or refuses a repeated created_at; a refused one ends in the dead letters)`)
+        } else {
+          this.unreadable ??= `${why}. Set it to the channel's Read API key so a restart can skip what the channel already holds, or set FERRY_THINGSPEAK_ON_UNREADABLE=continue to deliver without it (readings sent just before a crash may then be sent again). Readings stay buffered; restart the gateway after fixing.`
+          this.deps.log.error({ channel, status: last.status }, why)
         }
-      }
-      if (createdAt !== undefined) {
-        this.held.set(target.channelId, Math.max(createdAt, this.held.get(target.channelId) ?? -Infinity))
-        this.resumeHeld.set(target.channelId, createdAt)
-        this.deps.log.info({ channel: target.channelId, lastEntry: isoSeconds(createdAt) }, 'thingspeak channel read; older readings count as delivered')
-      } else if (res.status === 200) {
-        this.deps.log.info({ channel: target.channelId }, 'thingspeak channel has no entries yet')
       } else {
-        this.deps.log.warn({ channel: target.channelId, status: res.status, body: res.body.slice(0, 200) }, 'cannot read the thingspeak channel\'s last entry (set FERRY_THINGSPEAK_READ_KEY for a private channel); a replay after a crash may send entries twice')
+        this.deps.log.warn({ channel, status: last.status, body: last.body.slice(0, 200) }, 'cannot read the thingspeak channel\'s last entry; a replay after a crash may send entries twice')
       }
     }
   }
@@ -95,6 +97,9 @@ export class ThingSpeakSink implements Sink {
   async write(batch: readonly BufferedReading[], signal: AbortSignal): Promise<WriteResult> {
     signal.throwIfAborted()
     if (batch.length === 0) return { accepted: [], retryable: [], rejected: [] }
+    if (this.unreadable) {
+      return { accepted: [], rejected: [], retryable: batch.map((r) => r.id), authError: this.unreadable, errorClass: 'read_refused', errorMessage: this.unreadable }
+    }
     this.forgetBefore((batch[0] as BufferedReading).id)
 
     const state = new Map<number, RowState>()
@@ -177,6 +182,42 @@ export class ThingSpeakSink implements Sink {
     await this.http.close()
   }
 
+  /** The last entry a channel holds, as far as we may know (see `resume`). */
+  private async readLast(target: ChannelTarget, signal: AbortSignal): Promise<
+    | { kind: 'entry'; createdAtS: number }
+    | { kind: 'empty' }
+    | { kind: 'refused'; status: number; what: string }
+    | { kind: 'unknown'; status: number; body: string }
+  > {
+    const ask = (path: string, query: Record<string, string | undefined>) =>
+      this.http.request({ method: 'GET', path: `/channels/${target.channelId}${path}`, query: { ...query, api_key: target.readKey }, signal })
+    const last = await ask('/feeds/last.json', {})
+    if (last.status === 200) {
+      const createdAtS = createdAtOf(parseJson(last.body))
+      if (createdAtS !== undefined) return { kind: 'entry', createdAtS }
+    }
+    if (last.status === 401 || last.status === 403) return { kind: 'refused', status: last.status, what: `feeds/last.json answered ${last.status}: ${serverMessage(last.status, last.headers, last.body)}` }
+    if (last.body.trim() !== '-1') return { kind: 'unknown', status: last.status, body: last.body }
+    const feeds = await ask('/feeds.json', { results: '1' })
+    const json = feeds.status === 200 ? parseJson(feeds.body) : undefined
+    if (json && typeof json === 'object' && Array.isArray((json as { feeds?: unknown }).feeds)) {
+      const list = (json as { feeds: unknown[] }).feeds
+      const createdAtS = createdAtOf(list[list.length - 1])
+      return createdAtS === undefined ? { kind: 'empty' } : { kind: 'entry', createdAtS }
+    }
+    if (feeds.body.trim() === '-1' || feeds.status === 401 || feeds.status === 403) {
+      return { kind: 'refused', status: last.status, what: `feeds/last.json answered ${last.status} with -1 and feeds.json ${feeds.status}${feeds.body.trim() === '-1' ? ' with -1' : ''}` }
+    }
+    return { kind: 'unknown', status: feeds.status, body: feeds.body }
+  }
+
+  /** The setting that holds a channel's read key. */
+  private readKeySetting(channelId: string): string {
+    return [...this.byDevice.values()].some((t) => t.channelId === channelId)
+      ? 'its read key in FERRY_THINGSPEAK_CHANNELS (<device>=<channel id>:<write key>:<read key>)'
+      : 'FERRY_THINGSPEAK_READ_KEY'
+  }
+
   private targetOf(device: string): ChannelTarget | undefined {
     return this.byDevice.get(device) ?? this.fallback
   }
@@ -235,6 +276,23 @@ export class ThingSpeakSink implements Sink {
     const mapped = [...this.byDevice.values()].some((t) => t.channelId === channelId)
     return `ThingSpeak refused the write key for channel ${channelId}: ${reason}; check ${mapped ? 'FERRY_THINGSPEAK_CHANNELS' : 'FERRY_THINGSPEAK_WRITE_KEY'}. Readings stay buffered.`
   }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return undefined
+  }
+}
+
+/** Whole seconds of an entry's `created_at`, or undefined when it is not an entry. */
+function createdAtOf(entry: unknown): number | undefined {
+  if (typeof entry !== 'object' || entry === null) return undefined
+  const at = (entry as { created_at?: unknown }).created_at
+  if (typeof at !== 'string') return undefined
+  const ms = Date.parse(at)
+  return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000)
 }
 
 function minId(entries: readonly Entry[]): number {
