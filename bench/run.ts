@@ -22,9 +22,9 @@ import type { Bench } from './lib/context.js'
 
 const HELP = `usage: npm run bench -- [--quick] [--json <file>] [--only <name>[,<name>...]]
 
-  --quick        fewer samples and smaller sizes (the whole run takes under two minutes)
+  --quick        fewer samples and smaller sizes (the whole run takes about three minutes)
   --json <file>  also write the results, samples and machine facts as JSON
-  --only <names> run only these benchmarks: ingest, drain, backlog, ota, latency
+  --only <names> run only these benchmarks: ingest, drain, backlog, ota, latency, soak
 
 Each figure is a ratio against a baseline measured in the same run; see bench/README.md.`
 
@@ -34,6 +34,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   backlog: async () => (await import('./backlog.bench.js')).bench,
   ota: async () => (await import('./ota-download.bench.js')).bench,
   latency: async () => (await import('./latency.bench.js')).bench,
+  soak: async () => (await import('./soak.bench.js')).bench,
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -5,6 +5,7 @@
  * Exit codes (all sub-commands): 0 success, 1 failure at run time, 2 bad usage or configuration.
  */
 import { hasCode } from '../common/src/errors.js'
+import { printable } from '../common/src/printable.js'
 
 type Runner = (argv: string[]) => Promise<number>
 
@@ -47,7 +48,8 @@ export async function main(argv: string[]): Promise<number> {
     return await (await cmd.load()).run(rest)
   } catch (err) {
     const e = err as Error & { code?: string }
-    process.stderr.write(`ferry ${name}: ${e.message}\n`)
+    // A message may quote remote text (a sink's answer, a file's content): no control character gets through.
+    process.stderr.write(`ferry ${name}: ${printable(e.message, '\n')}\n`)
     return hasCode(err, 'FERRY_ERR_USAGE') || hasCode(err, 'FERRY_ERR_CONFIG') || hasCode(err, 'FERRY_ERR_DEVICE_ID') ? 2 : 1
   }
 }

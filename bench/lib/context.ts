@@ -3,7 +3,7 @@ import type { ToolName } from './preflight.js'
 
 /** What every benchmark gets from bench/run.ts. */
 export interface BenchContext {
-  /** `--quick`: fewer samples and smaller sizes, the whole run under two minutes. */
+  /** `--quick`: fewer samples and smaller sizes, the whole run in about three minutes. */
   quick: boolean
   /** Progress lines (stderr), so stdout keeps only the tables. */
   log(msg: string): void

@@ -13,6 +13,7 @@ import { bench as drain } from '../drain.bench.js'
 import { bench as backlog } from '../backlog.bench.js'
 import { bench as ota } from '../ota-download.bench.js'
 import { bench as latency } from '../latency.bench.js'
+import { bench as soak } from '../soak.bench.js'
 
 /** An executable stand-in for `name` in `dir`. */
 function fake(dir: string, name: string, body = 'exit 0'): string {
@@ -163,7 +164,7 @@ t.test('absolute fallbacks are honoured like the code that starts the command (m
 })
 
 t.test('every command a benchmark file spawns is in its `needs`', async (t) => {
-  for (const [file, b] of [['ingest', ingest], ['drain', drain], ['backlog', backlog], ['ota-download', ota], ['latency', latency]] as const) {
+  for (const [file, b] of [['ingest', ingest], ['drain', drain], ['backlog', backlog], ['ota-download', ota], ['latency', latency], ['soak', soak]] as const) {
     const src = readFileSync(join(ROOT, 'bench', `${file}.bench.ts`), 'utf8')
     const spawned = new Set([...src.matchAll(/\bstart\(\w+, '([^']+)'/g)].map((m) => m[1]!))
     if (/\bstartTestBroker\(/.test(src)) spawned.add('mosquitto')

@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
+import { printableJsonText } from './printable.js'
 
 export type { Logger }
 
@@ -12,6 +13,9 @@ export function createLogger(opts: { level?: string; name?: string; destination?
     level: opts.level ?? process.env.FERRY_LOG_LEVEL ?? 'info',
     base: { name: opts.name ?? 'ferry' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // Log lines carry device and sink text and end up on a terminal (docker logs, journalctl); pino's
+    // JSON escapes C0 but leaves DEL, C1 (U+009B is a CSI) and bidi controls raw (common/src/printable.ts).
+    hooks: { streamWrite: printableJsonText },
   }
   return opts.destination ? pino(options, opts.destination as DestinationStream) : pino(options)
 }

@@ -17,6 +17,7 @@ buffer, one drainer per configured sink, and the HTTP API/dashboard. Configured 
 
 Signals: SIGTERM/SIGINT stop taking messages, commit and acknowledge what is pending, disconnect and
 exit 0 within 5 seconds.
+One gateway per buffer database: a second one on the same FERRY_DB exits 1, naming the first.
 Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.`
 
 export async function run(argv: string[]): Promise<number> {

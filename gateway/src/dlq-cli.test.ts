@@ -1,6 +1,7 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { tempDir } from '../../test/helpers/tmp.js'
+import { captureRun, RAW_CONTROL } from '../../test/helpers/cli-output.js'
 import { DeviceQueries } from './api/queries.js'
 import { openBuffer, queryStatus, RingBuffer, type DeadLetter } from './buffer/index.js'
 import { run } from './dlq-cli.js'
@@ -29,21 +30,7 @@ function gatewayLeftBuffer(tt: { teardown(fn: () => unknown): void }): string {
 }
 
 /** Runs `ferry dlq` in this process and captures what it writes (its body is synchronous). */
-async function dlq(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const write = { out: process.stdout.write, err: process.stderr.write }
-  process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write
-  process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write
-  let p: Promise<number>
-  try {
-    p = run(argv)
-  } finally {
-    process.stdout.write = write.out
-    process.stderr.write = write.err
-  }
-  return { code: await p, stdout, stderr }
-}
+const dlq = (argv: string[]) => captureRun(run, argv)
 
 function inspect(path: string) {
   const { db } = openBuffer(path)
@@ -88,7 +75,8 @@ t.test('ferry dlq requeue: each becomes a new reading at the end; ids stay conti
   t.same(after.backlog.file!.read, ['dev1/3', 'dev2/1'], 'the sink that refused it receives both, in requeue order')
   t.same(after.backlog.slow!.read, ['dev1/1', 'dev1/2', 'dev1/4', 'dev1/5', 'dev1/3', 'dev2/1'], 'a sink behind receives dev1/3 once')
   t.same(after.api, [1, 2, 4, 5, 3], 'the API shows dev1/3 once')
-  t.same(after.status.deadLetters, { total: 0, bySource: {} })
+  const dl = after.status.deadLetters
+  t.same([dl.total, dl.bySource, dl.held.rows], [0, {}, 2], 'none left to requeue; both still held, as requeued')
   t.equal((await dlq(['list', '--db', path])).stdout, '', 'none left to list')
 })
 
@@ -128,4 +116,36 @@ t.test('ferry dlq requeue: a dead letter that still fails validation stays', asy
   const r = await dlq(['requeue', '1', '--db', path])
   t.same(r, { code: 1, stdout: 'requeued 0 of 1\n', stderr: 'dead letter 1: still invalid: "pot" must be an integer 0..4095\n' })
   t.match((await dlq(['list', '--db', path])).stdout, /^1\t/)
+})
+
+t.test('ferry dlq list: escape sequences from a device or a sink reach the terminal escaped, never raw', async (t) => {
+  const path = join(tempDir(t), 'buffer.db')
+  const { db } = openBuffer(path)
+  const buf = new RingBuffer(db, LIMITS)
+  buf.ensureSink('file')
+  // Clear the screen, ring the bell, an 8-bit CSI (U+009B, and a bare 0x9b byte), a new line and a tab.
+  const evil = '\x1b[2J\x07\u009b31m\nfake line\tcolumn'
+  buf.ingest([toIngestItem('sensors/dev1/telemetry', Buffer.concat([Buffer.from(`{"seq":1,"boot":1,"pot":1,"switch":0,"x":"${evil}`), Buffer.from([0x9b]), Buffer.from('"}')]), Date.now(), 2048)])
+  buf.ingest([toIngestItem('sensors/dev1/telemetry', telemetry(2), Date.now(), 2048)])
+  const batch = buf.read('file', 100)
+  buf.settle('file', batch, { accepted: [], rejected: [{ id: batch[0]!.id, reason: `400 from the server: ${evil}` }] })
+  db.close()
+
+  const list = await dlq(['list', '--db', path])
+  t.equal(list.code, 0)
+  t.notMatch(list.stdout, RAW_CONTROL, 'no raw control character')
+  const lines = list.stdout.trimEnd().split('\n')
+  t.equal(lines.length, 2, 'one line per dead letter: a newline in a payload or reason does not start one')
+  t.same(lines.map((l) => l.split('\t').length), [6, 6], 'nor does a tab start a column')
+  t.equal(lines[0]!.split('\t')[4], '400 from the server: \\x1b[2J\\x07\\u009b31m\\nfake line\\tcolumn', "the sink's reason, escaped")
+  t.match(lines[1]!.split('\t')[5], '"x":"\\x1b[2J\\x07\\u009b31m\\nfake line\\tcolumn\ufffd"}', 'the raw payload, escaped (a bare 0x9b byte is not UTF-8: U+FFFD)')
+
+  const json = await dlq(['list', '--db', path, '--json'])
+  t.notMatch(json.stdout, RAW_CONTROL, 'JSON: no raw control character either (JSON.stringify leaves C1 raw)')
+  const rows = JSON.parse(json.stdout) as DeadLetter[]
+  t.equal(rows[0]!.reason, `400 from the server: ${evil}`, 'and it parses back to the exact text')
+
+  const requeue = await dlq(['requeue', String(rows[1]!.id), '--db', path])
+  t.equal(requeue.code, 1, 'the bad payload is still invalid')
+  t.notMatch(requeue.stderr, RAW_CONTROL, 'its reason on stderr is escaped too')
 })

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { parseCli } from '../../common/src/cli-args.js'
 import { UsageError } from '../../common/src/errors.js'
+import { printable, printableJson } from '../../common/src/printable.js'
 import { listDeadLetters, openBuffer, requeueDeadLetters, RingBuffer } from './buffer/index.js'
 import { toIngestItem } from './ingest/handlers/index.js'
 
@@ -34,8 +35,10 @@ export async function run(argv: string[]): Promise<number> {
     const { db } = openBuffer(path, { readonly: true })
     try {
       const rows = listDeadLetters(db, { limit: Number(values.limit), source: values.source })
-      if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n')
-      else for (const r of rows) process.stdout.write(`${r.id}\t${new Date(r.at).toISOString()}\t${r.source}\t${r.topic ?? '-'}\t${r.reason}\t${r.payload.slice(0, 120)}\n`)
+      // Payloads and reasons are device and sink text: escaped, so they can neither drive the
+      // terminal nor start a line or a column of their own (common/src/printable.ts).
+      if (values.json) process.stdout.write(printableJson(rows, 2) + '\n')
+      else for (const r of rows) process.stdout.write(`${r.id}\t${new Date(r.at).toISOString()}\t${printable(r.source)}\t${printable(r.topic ?? '-')}\t${printable(r.reason)}\t${printable(r.payload.slice(0, 120))}\n`)
       return 0
     } finally {
       db.close()
@@ -47,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     try {
       const buffer = new RingBuffer(db, { maxRows: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER, dedupWindowMs: 0, maxEvents: Number.MAX_SAFE_INTEGER })
       const results = requeueDeadLetters(buffer, ids.map(Number), (topic, payload, receivedAt) => toIngestItem(topic, payload, receivedAt, Number.MAX_SAFE_INTEGER))
-      for (const r of results) if (!r.requeued) process.stderr.write(`dead letter ${r.id}: ${r.reason}\n`)
+      for (const r of results) if (!r.requeued) process.stderr.write(`dead letter ${r.id}: ${printable(r.reason)}\n`)
       const ok = results.filter((r) => r.requeued).length
       process.stdout.write(`requeued ${ok} of ${ids.length}\n`)
       return ok === ids.length ? 0 : 1

@@ -7,14 +7,14 @@
  */
 import type { Logger } from '../../common/src/logger.js'
 import type { CoreConfig } from './core-config.js'
-import { logSinkChanges, openBuffer, RingBuffer, queryStatus, META_BUFFER_LIMITS } from './buffer/index.js'
+import { discardWarner, lockBuffer, logSinkChanges, openBuffer, RingBuffer, queryStatus, META_BUFFER_LIMITS } from './buffer/index.js'
 import { bufferLimits } from './buffer/config.js'
 import { createIngest } from './ingest/pipeline.js'
 import { readMqttTls } from './ingest/tls.js'
 import type { Subscriber } from './ingest/subscriber.js'
 import { Drainer } from './drain/drainer.js'
 import type { Sink } from './sinks/types.js'
-import { createMetrics, recordDrainEvent, recordExpired, recordStatus, type Metrics } from './metrics.js'
+import { createMetrics, recordDeadLetterDiscards, recordDrainEvent, recordExpired, recordStatus, type Metrics } from './metrics.js'
 import { createLed, type LedRelay, type TalkBackPoller } from './led/index.js'
 import type { TalkBackSettings } from './led/config.js'
 import { initialState, type GatewayState } from './state.js'
@@ -52,10 +52,24 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
   const tls = readMqttTls(config, log, deps.readFile)
   const limits = bufferLimits(config)
 
-  const opened = openBuffer(config.FERRY_DB, { synchronous: config.FERRY_DB_SYNCHRONOUS, log: log.child({ component: 'buffer' }) })
+  // One gateway per database: a second one is refused here, naming the first (buffer/lock.ts).
+  const lock = lockBuffer(config.FERRY_DB)
+  let opened: ReturnType<typeof openBuffer>
+  try {
+    opened = openBuffer(config.FERRY_DB, { synchronous: config.FERRY_DB_SYNCHRONOUS, log: log.child({ component: 'buffer' }) })
+  } catch (err) {
+    lock.release()
+    throw err
+  }
   const buffer = new RingBuffer(opened.db, limits)
-  buffer.setMeta(META_BUFFER_LIMITS, limits) // for `ferry status`'s runway
+  buffer.setMeta(META_BUFFER_LIMITS, limits) // for `ferry status`: the runway and the dead letters' bound
   const metrics = createMetrics()
+  // Dead letters over a device's share, or evicted for the total cap (buffer/dead-letter-store.ts).
+  const warnDiscards = discardWarner(log.child({ component: 'buffer' }))
+  buffer.onDeadLettersDiscarded((d) => {
+    recordDeadLetterDiscards(metrics, d)
+    warnDiscards(d)
+  })
   const state = initialState(opened.recovered)
   // Sinks no longer in FERRY_SINKS stop holding readings; one added back resumes (buffer/sinks.ts).
   logSinkChanges(log.child({ component: 'buffer' }), buffer.configureSinks(deps.sinks.map((s) => s.name)))
@@ -72,7 +86,9 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
         progressEveryMs: config.FERRY_DRAIN_PROGRESS_MS,
         onEvent: (e) => {
           recordDrainEvent(metrics, e)
-          if (e.type === 'error' && e.errorClass === 'auth') state.lastError = { code: 'FERRY_ERR_SINK_AUTH', message: `${e.sink}: ${e.message}`, at: Date.now() }
+          if (e.type === 'error' && (e.errorClass === 'auth' || e.errorClass === 'endpoint')) {
+            state.lastError = { code: e.errorClass === 'auth' ? 'FERRY_ERR_SINK_AUTH' : 'FERRY_ERR_SINK_ENDPOINT', message: `${e.sink}: ${e.message}`, at: Date.now() }
+          }
         },
       }),
   )
@@ -136,6 +152,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
         await ingest.stop()
         await Promise.all(drainers.map((d) => d.stop()))
         buffer.db.close()
+        lock.release()
         log.info('gateway stopped')
       })()
       return stopped

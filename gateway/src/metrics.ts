@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { IngestOutcome, Runway, SinkOutlook } from './buffer/index.js'
+import type { DiscardCount, IngestOutcome, Runway, SinkOutlook } from './buffer/index.js'
 import type { DrainEvent } from './drain/drainer.js'
 import { PAUSE_REASONS, type PauseReason } from './ingest/pause.js'
 
@@ -15,7 +15,8 @@ export function createMetrics() {
     messagesAcked: new Counter({ name: 'ferry_messages_acked_total', help: 'Messages committed to the buffer and acknowledged to the broker.', registers: [registry] }),
     duplicates: new Counter({ name: 'ferry_messages_duplicate_total', help: 'Redelivered readings recognised by (device, boot, seq) and stored once.', registers: [registry] }),
     dropped: new Counter({ name: 'ferry_buffer_dropped_total', help: 'Undelivered readings dropped because the buffer was full.', registers: [registry] }),
-    deadLettered: new Counter({ name: 'ferry_dead_letters_total', help: 'Messages or readings moved to the dead-letter table, by source.', labelNames: ['source'] as const, registers: [registry] }),
+    deadLettered: new Counter({ name: 'ferry_dead_letters_total', help: 'Messages or readings dead-lettered, by source (those over their device\'s share are counted, not stored: ferry_dead_letters_discarded_total).', labelNames: ['source'] as const, registers: [registry] }),
+    deadLettersDiscarded: new Counter({ name: 'ferry_dead_letters_discarded_total', help: 'Dead letters not kept, by device and reason: over-share (the device held its FERRY_DEADLETTER_DEVICE_SHARE; never stored) or evicted (deleted, oldest first, for FERRY_DEADLETTER_MAX_ROWS / _BYTES).', labelNames: ['device', 'reason'] as const, registers: [registry] }),
     commitSeconds: new Histogram({
       name: 'ferry_buffer_commit_seconds',
       help: 'Time to commit one group of messages to SQLite.',
@@ -28,7 +29,8 @@ export function createMetrics() {
     sinkErrors: new Counter({ name: 'ferry_sink_errors_total', help: 'Failed sink writes by error class.', labelNames: ['sink', 'class'] as const, registers: [registry] }),
     sinkBacklog: new Gauge({ name: 'ferry_sink_backlog_rows', help: 'Readings not yet delivered to a sink.', labelNames: ['sink'] as const, registers: [registry] }),
     sinkOldestAge: new Gauge({ name: 'ferry_sink_oldest_unsent_age_seconds', help: 'Age of the oldest reading not yet delivered to a sink.', labelNames: ['sink'] as const, registers: [registry] }),
-    sinkUp: new Gauge({ name: 'ferry_sink_up', help: '1 while a sink delivers or idles, 0 while it retries or is stopped (auth).', labelNames: ['sink'] as const, registers: [registry] }),
+    sinkUp: new Gauge({ name: 'ferry_sink_up', help: '1 while a sink delivers or idles, 0 while it retries, has failed or is stopped (auth).', labelNames: ['sink'] as const, registers: [registry] }),
+    drainerFailed: new Gauge({ name: 'ferry_drainer_failed', help: "1 while a sink's drainer has failed: its loop threw outside the sink (e.g. the buffer database locked by another process) and starts again after a back-off; 0 otherwise.", labelNames: ['sink'] as const, registers: [registry] }),
     bufferRows: new Gauge({ name: 'ferry_buffer_rows', help: 'Readings held in the buffer.', registers: [registry] }),
     brokerConnected: new Gauge({ name: 'ferry_broker_connected', help: '1 while the MQTT session is up.', registers: [registry] }),
     brokerDropped: new Gauge({ name: 'ferry_broker_dropped_messages', help: "Mosquitto's $SYS/broker/publish/messages/dropped.", registers: [registry] }),
@@ -39,7 +41,29 @@ export function createMetrics() {
     drainEta: new Gauge({ name: 'ferry_sink_drain_eta_seconds', help: "Estimated time until a sink's backlog is delivered, at its send rate minus the ingest rate; 0 with no backlog, +Inf while it is not shrinking (sink failing or too slow).", labelNames: ['sink'] as const, registers: [registry] }),
   }
   for (const reason of PAUSE_REASONS) m.ingestPaused.set({ reason }, 0)
+  processMemory(registry)
   return m
+}
+
+/**
+ * The process's memory, read at each scrape, so a leak shows on a dashboard (bench/soak.bench.ts
+ * reads them too). The names and meanings of prom-client's default metrics, of which only these are
+ * registered (the defaults also start an event-loop monitor per registry).
+ */
+function processMemory(registry: Registry): void {
+  const gauge = (name: string, help: string, read: (m: NodeJS.MemoryUsage) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(process.memoryUsage()))
+      },
+    })
+  gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', (m) => m.rss)
+  gauge('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', (m) => m.heapUsed)
+  gauge('nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', (m) => m.heapTotal)
+  gauge('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', (m) => m.external)
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
@@ -63,6 +87,7 @@ export function recordDrainEvent(m: Metrics, e: DrainEvent): void {
     m.sinkErrors.inc({ sink: e.sink, class: e.errorClass })
   } else {
     m.sinkUp.set({ sink: e.sink }, e.state === 'idle' || e.state === 'sending' ? 1 : 0)
+    m.drainerFailed.set({ sink: e.sink }, e.state === 'failed' ? 1 : 0)
   }
 }
 
@@ -83,6 +108,11 @@ export function recordStatus(m: Metrics, s: { buffered: { rows: number }; sinks:
 /** Ingest paused for `reason`, or running (null). */
 export function recordPause(m: Metrics, reason: PauseReason | null): void {
   for (const r of PAUSE_REASONS) m.ingestPaused.set({ reason: r }, r === reason ? 1 : 0)
+}
+
+/** Dead letters not kept, per device and reason (`RingBuffer.onDeadLettersDiscarded`). */
+export function recordDeadLetterDiscards(m: Metrics, discards: readonly DiscardCount[]): void {
+  for (const d of discards) m.deadLettersDiscarded.inc({ device: d.device, reason: d.reason }, d.count)
 }
 
 /** Readings expired by FERRY_BUFFER_MAX_AGE, per device (`RingBuffer.expire`). */

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { parseCli } from '../../common/src/cli-args.js'
 import { UsageError } from '../../common/src/errors.js'
+import { printable, printableJson } from '../../common/src/printable.js'
 import { META_INGEST_PAUSED, openBuffer, queryStatus, type Runway } from './buffer/index.js'
 
 const HELP = `usage: ferry status [--db <path>] [--json]
@@ -8,7 +9,7 @@ const HELP = `usage: ferry status [--db <path>] [--json]
 Opens the buffer database read-only (safe while the gateway runs) and prints: readings buffered and
 their bytes, the runway (how long the buffer absorbs the current ingest rate before it must drop, or
 push back), whether ingest is paused and why, per sink the backlog, oldest unsent age, totals, last
-error and replay progress (rate, drain ETA), sinks retired since when (no longer in FERRY_SINKS: they hold no readings), readings dropped because the buffer was full and readings expired by FERRY_BUFFER_MAX_AGE (total and per device), dead letters, and the
+error and replay progress (rate, drain ETA), sinks retired since when (no longer in FERRY_SINKS: they hold no readings), readings dropped because the buffer was full and readings expired by FERRY_BUFFER_MAX_AGE (total and per device), dead letters (per source, what they hold against their bound, and per device those not kept: over-share or evicted), and the
 last recorded error (e.g. a corrupt database that was moved aside).
 --db defaults to $FERRY_DB or ./ferry-buffer.db.`
 
@@ -20,7 +21,7 @@ function age(ms: number | null): string {
 
 /** "3 (dev1: 2, dev2: 1)", or "0". */
 function counted(total: number, by: Record<string, number>): string {
-  return `${total}${total ? ' (' + Object.entries(by).map(([d, n]) => `${d}: ${n}`).join(', ') + ')' : ''}`
+  return `${total}${total ? ' (' + Object.entries(by).map(([d, n]) => `${printable(d)}: ${n}`).join(', ') + ')' : ''}`
 }
 
 function runwayLine(r: Runway | null): string {
@@ -44,27 +45,33 @@ export async function run(argv: string[]): Promise<number> {
     // Written by the gateway when ingest pauses or resumes (ingest/pipeline.ts).
     const paused = (s.meta[META_INGEST_PAUSED] ?? null) as { reason: string; code: string; since: number; error: string } | null
     if (values.json) {
-      process.stdout.write(JSON.stringify({ ...s, ingestPaused: paused, sinks: s.sinks.map((k) => ({ ...k, progress: progress(k.name) ?? null })) }, null, 2) + '\n')
+      process.stdout.write(printableJson({ ...s, ingestPaused: paused, sinks: s.sinks.map((k) => ({ ...k, progress: progress(k.name) ?? null })) }, 2) + '\n')
       return 0
     }
+    // Errors are remote text (a sink's answer, an OS message): every one goes through printable(), so
+    // it can neither drive the terminal nor start a status line of its own (common/src/printable.ts).
     const out: string[] = []
     out.push(`buffered:     ${s.buffered.rows} readings, ${s.buffered.bytes} bytes`)
     out.push(`runway:       ${runwayLine(s.runway)}`)
-    if (paused) out.push(`ingest:       paused (${paused.reason}, ${paused.code}) for ${age(Date.now() - paused.since)}: ${paused.error}`)
+    if (paused) out.push(`ingest:       paused (${printable(paused.reason)}, ${printable(paused.code)}) for ${age(Date.now() - paused.since)}: ${printable(paused.error)}`)
     for (const k of s.sinks) {
       const p = progress(k.name)
       const replay = k.rows > 0 ? `${p ? `, replay ${p.ratePerS}/s` : ''}, drain ETA ${k.drainEtaS === null ? '-' : age(k.drainEtaS * 1000)}` : ''
-      out.push(`sink ${k.name.padEnd(10)} backlog ${k.rows}, oldest unsent ${age(k.oldestAgeMs)}, sent ${k.sentTotal}, rejected ${k.rejectedTotal}${replay}`)
-      if (k.lastErrorCode) out.push(`  last error (${k.lastErrorCode}) ${age(k.lastErrorAt === null ? null : Date.now() - k.lastErrorAt)} ago: ${k.lastError}`)
+      out.push(`sink ${printable(k.name).padEnd(10)} backlog ${k.rows}, oldest unsent ${age(k.oldestAgeMs)}, sent ${k.sentTotal}, rejected ${k.rejectedTotal}${replay}`)
+      if (k.lastErrorCode) out.push(`  last error (${printable(k.lastErrorCode)}) ${age(k.lastErrorAt === null ? null : Date.now() - k.lastErrorAt)} ago: ${printable(String(k.lastError))}`)
     }
     for (const k of s.retiredSinks) {
-      out.push(`sink ${k.name.padEnd(10)} retired since ${new Date(k.retiredAt).toISOString()} (${age(Date.now() - k.retiredAt)} ago; not in FERRY_SINKS), cursor ${k.cursor}, sent ${k.sentTotal}, rejected ${k.rejectedTotal}`)
+      out.push(`sink ${printable(k.name).padEnd(10)} retired since ${new Date(k.retiredAt).toISOString()} (${age(Date.now() - k.retiredAt)} ago; not in FERRY_SINKS), cursor ${k.cursor}, sent ${k.sentTotal}, rejected ${k.rejectedTotal}`)
     }
     out.push(`dropped:      ${counted(s.dropped.total, s.dropped.byDevice)}`)
     out.push(`expired:      ${counted(s.expired.total, s.expired.byDevice)}`)
-    out.push(`dead letters: ${counted(s.deadLetters.total, s.deadLetters.bySource)}`)
+    const dl = s.deadLetters
+    const bound = dl.limits ? ` of ${dl.limits.maxRows} rows, ${dl.limits.maxBytes} bytes (per device ${dl.limits.deviceMaxRows} rows, ${dl.limits.deviceMaxBytes} bytes)` : ''
+    out.push(`dead letters: ${counted(dl.total, dl.bySource)}; held ${dl.held.rows} rows, ${dl.held.bytes} bytes${bound}`)
+    const why = Object.entries(dl.discarded.byReason).map(([r, n]) => `${r} ${n}`).join(', ')
+    out.push(`  not kept:   ${counted(dl.discarded.total, dl.discarded.byDevice)}${why ? `: ${why}` : ''}`)
     const recovery = s.meta.last_corrupt_recovery as { movedTo: string; error: string; at: number } | undefined
-    if (recovery) out.push(`last error:   corrupt database moved to ${recovery.movedTo} at ${new Date(recovery.at).toISOString()} (${recovery.error})`)
+    if (recovery) out.push(`last error:   corrupt database moved to ${printable(recovery.movedTo)} at ${new Date(recovery.at).toISOString()} (${printable(recovery.error)})`)
     process.stdout.write(out.join('\n') + '\n')
     return 0
   } finally {

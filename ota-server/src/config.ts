@@ -21,7 +21,7 @@ export const otaServerConfigSchema = Type.Object({
   FERRY_OTA_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: 'Rate-limit window in milliseconds.' }),
   FERRY_OTA_MAX_DOWNLOADS: Type.Integer({ minimum: 1, default: 16, description: 'Concurrent image downloads before the server answers 503 with Retry-After.' }),
   FERRY_OTA_RETRY_AFTER_S: Type.Integer({ minimum: 1, default: 30, description: 'Seconds a busy server asks devices to wait (Retry-After).' }),
-  FERRY_API_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token for GET /ota/reports (besides the gateway client certificate). No default; unset means certificate only.' })),
+  FERRY_API_TOKEN: Type.Optional(Type.String({ minLength: 16, secret: true, random: true, description: 'Bearer token for GET /ota/reports (besides the gateway client certificate). At least 16 characters that look random, as for the gateway (e.g. openssl rand -hex 24). No default; unset means certificate only.' })),
 })
 
 export type OtaServerConfig = Static<typeof otaServerConfigSchema>

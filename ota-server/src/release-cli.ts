@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { parseCli, parseDuration } from '../../common/src/cli-args.js'
 import { UsageError } from '../../common/src/errors.js'
 import { isDeviceId } from '../../common/src/ids.js'
+import { printable, printableJson } from '../../common/src/printable.js'
 import type { Rollout } from './manifest/envelope.js'
 import { rejectReasonOf } from './manifest/errors.js'
 import { generateReleaseKey, splitPemBundle } from './manifest/keys.js'
@@ -188,7 +189,8 @@ async function verify(v: Values, envelopeFile: string): Promise<number> {
 }
 
 function refuse(reason: string, message: string): number {
-  process.stderr.write(`REFUSED (${reason}): ${message}\n`)
+  // The message may quote the envelope, which anyone could have written.
+  process.stderr.write(`REFUSED (${reason}): ${printable(message, '\n')}\n`)
   return 1
 }
 
@@ -212,10 +214,12 @@ function list(v: Values): number {
 function reports(v: Values): number {
   const dir = need(v.dir, '--dir <ota dir>', 'reports')
   const rows = new ReportStore(otaLayout(dir).reportsFile).list({ device: v.device, deployment: v.deployment, limit: intArg(v.limit, '--limit') ?? 100 })
+  // Reports are the devices' own text: escaped, so a report can neither drive the operator's terminal
+  // nor start a line of its own (common/src/printable.ts).
   if (v.json) {
-    out(JSON.stringify(rows, null, 2))
+    out(printableJson(rows, 2))
     return 0
   }
-  for (const r of rows) out(`${new Date(r.ts).toISOString()} ${r.device.padEnd(16)} ${r.deployment.padEnd(24)} ${r.version.padEnd(12)} ${r.state}${r.reason ? `: ${r.reason}` : ''}`)
+  for (const r of rows) out(`${new Date(r.ts).toISOString()} ${printable(r.device).padEnd(16)} ${printable(r.deployment).padEnd(24)} ${printable(r.version).padEnd(12)} ${printable(r.state)}${r.reason ? `: ${printable(r.reason)}` : ''}`)
   return 0
 }

@@ -12,6 +12,13 @@ export interface StatusJson {
   sinks: Array<{ name: string; rows: number; sentTotal: number; drainEtaS: number | null }>
   dropped: PerDevice
   expired: PerDevice
+  deadLetters: {
+    total: number
+    bySource: Record<string, number>
+    held: { rows: number; bytes: number }
+    limits: { maxRows: number; maxBytes: number; deviceMaxRows: number; deviceMaxBytes: number; maxPayloadBytes: number } | null
+    discarded: PerDevice & { byReason: Record<string, number> }
+  }
   /** `ferry status --json` only (the API has `gateway.ingestPaused`). */
   ingestPaused?: { reason: string; code: string } | null
   /** `/api/status` only. */

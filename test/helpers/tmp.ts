@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, chmodSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, mkdirSync, rmSync, chmodSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -12,4 +13,13 @@ export function tempDir(t: Teardown, prefix = 'ferry-test-'): string {
   chmodSync(dir, 0o755)
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   return dir
+}
+
+/** A tmpfs mounted at `<dir>/<name>` with mount `options` (e.g. `ro,size=1m`; needs root), unmounted when the test ends. */
+export function mountTmpfs(t: Teardown, dir: string, name: string, options: string): string {
+  const mnt = join(dir, name)
+  mkdirSync(mnt)
+  execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', mnt])
+  t.teardown(() => execFileSync('umount', ['-l', mnt]))
+  return mnt
 }

@@ -1,5 +1,6 @@
 import { parseCli } from '../cli-args.js'
 import { UsageError } from '../errors.js'
+import { printable } from '../printable.js'
 import { startBroker } from './broker.js'
 
 const HELP = `usage: ferry broker --pki <pki dir> --data <data dir> [--port 8883] [--bind <addr>]
@@ -33,7 +34,7 @@ export async function run(argv: string[]): Promise<number> {
     dataDir: values.data,
     port,
     bind: values.bind,
-    onLog: (line) => process.stderr.write(line + '\n'),
+    onLog: (line) => process.stderr.write(printable(line) + '\n'), // client ids and topics are the clients' text
   })
   process.stderr.write(`ferry broker: mosquitto (pid ${broker.process.pid}) accepting connections on port ${port}\n`)
   const forward = (sig: NodeJS.Signals) => () => {

@@ -21,6 +21,8 @@ export function renderConfigMarkdown(sections: ConfigSection[]): string {
     'stops the process with a message naming the variable. `.env.example` lists the same variables.',
     'A `FERRY_` name that no Ferry program reads (a typo such as `FERRY_SINKZ`) is reported as a warning at',
     'start, with the closest known name, and is otherwise ignored.',
+    'A *secret* setting (a token, key or password) is never repeated in an error message, and a token you',
+    'make up yourself (`FERRY_API_TOKEN`) must look random: `openssl rand -hex 24`.',
     '',
   ]
   for (const s of sections) {

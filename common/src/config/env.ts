@@ -4,6 +4,7 @@ import { envSchema } from 'env-schema'
 import type { TObject, TSchema } from 'typebox'
 import { ConfigError } from '../errors.js'
 import { FROM_ENVIRONMENT, findUnknownSettings, lookAlikeHint, type UnknownCheck, type UnknownSetting } from './unknown.js'
+import { isSecret, MAKE_A_TOKEN, randomTokenProblem, SECRET_KEYWORDS, type SecretAnnotations } from './secrets.js'
 
 export interface LoadEnvOptions {
   env?: NodeJS.ProcessEnv
@@ -22,7 +23,9 @@ export interface LoadEnvOptions {
  * The real environment wins over the dotenv file, as everywhere else in the Node world.
  *
  * A bad value throws a ConfigError that names every offending variable, says what is wanted (from the
- * schema's `description`) and what was given. Nothing here touches the network or the buffer.
+ * schema's `description`) and what was given, except for secret settings, whose values are never
+ * repeated (secrets.ts; a made-up token must also look random). Nothing here touches the network or
+ * the buffer.
  * With `opts.unknown`, misspelt names are reported instead of silently ignored (see LoadEnvOptions).
  */
 export function loadEnv<T>(schema: TObject, opts: LoadEnvOptions = {}): T {
@@ -48,15 +51,43 @@ export function loadEnv<T>(schema: TObject, opts: LoadEnvOptions = {}): T {
     unknown = findUnknownSettings([{ label: FROM_ENVIRONMENT, names: setIn(env) }, { label: dotenvPath, names: setIn(fromFile) }], known, opts.unknown.help)
     for (const u of unknown) opts.unknown.report(u)
   }
-  // env-schema mutates the schema it is given (additionalProperties); hand it a copy.
-  const copy = structuredClone(schema) as unknown as Record<string, unknown>
+  // env-schema mutates the schema it is given (additionalProperties); hand it a copy, without the
+  // annotations that Ajv's strict mode would refuse as unknown keywords.
+  const copy = structuredClone(schema) as unknown as { properties: Record<string, Record<string, unknown>> }
+  for (const field of Object.values(copy.properties)) for (const k of SECRET_KEYWORDS) delete field[k]
+  let config: T | undefined
+  let errors: AjvLikeError[] = []
   try {
-    return envSchema({ schema: copy, data, env: false }) as T
+    config = envSchema({ schema: copy, data, env: false }) as T
   } catch (err) {
-    const errors = (err as { errors?: AjvLikeError[] }).errors
-    if (!errors) throw new ConfigError((err as Error).message, { cause: err })
-    throw new ConfigError(formatErrors(schema, errors, data, unknown))
+    const found = (err as { errors?: AjvLikeError[] }).errors
+    if (!found) throw new ConfigError((err as Error).message, { cause: err })
+    errors = found
   }
+  // What a schema cannot say: a token the operator makes up must look random (secrets.ts).
+  for (const [name, field] of Object.entries(fieldsOf(schema))) {
+    if (!field.random || !(name in data) || errors.some((e) => settingOf(e) === name)) continue
+    const problem = randomTokenProblem(data[name]!)
+    if (problem) errors.push({ keyword: 'random', instancePath: `/${name}`, message: problem })
+  }
+  if (errors.length) throw new ConfigError(formatErrors(schema, errors, data, unknown))
+  return config as T
+}
+
+type Field = TSchema & SecretAnnotations & { description?: string }
+
+function fieldsOf(schema: TObject): Record<string, Field> {
+  return schema.properties as Record<string, Field>
+}
+
+function settingOf(e: AjvLikeError): string {
+  return e.instancePath ? e.instancePath.slice(1) : String(e.params?.missingProperty ?? '')
+}
+
+/** A value as an error message may show it: a secret not at all, a URL without its password. */
+function shown(field: Field | undefined, value: string): string {
+  if (isSecret(field)) return 'set; the value is secret and not shown'
+  return `got ${JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@'))}`
 }
 
 interface AjvLikeError {
@@ -69,12 +100,12 @@ interface AjvLikeError {
 function formatErrors(schema: TObject, errors: AjvLikeError[], data: Record<string, string>, unknown: UnknownSetting[]): string {
   const lines = new Set<string>()
   for (const e of errors) {
-    const name = e.instancePath ? e.instancePath.slice(1) : String(e.params?.missingProperty ?? '')
-    const field = (schema.properties as Record<string, TSchema & { description?: string }>)[name]
-    const given = name in data ? ` (got ${JSON.stringify(data[name])})` : ' (not set)'
+    const name = settingOf(e)
+    const field = fieldsOf(schema)[name]
+    const given = name in data ? ` (${shown(field, data[name]!)})` : ' (not set)'
     const message = e.keyword === 'required' ? 'is required' : (e.message ?? 'is invalid')
     const hint = name in data ? '' : lookAlikeHint(name, unknown)
-    lines.add([`${name}: ${message}${given}.`, field?.description, hint].filter(Boolean).join(' '))
+    lines.add([`${name}: ${message}${given}.`, field?.description, field?.random ? MAKE_A_TOKEN : '', hint].filter(Boolean).join(' '))
   }
   return `invalid configuration; fix these and start again:\n  ${[...lines].join('\n  ')}`
 }
@@ -92,7 +123,7 @@ export function describeSchema(schema: TObject): ConfigDocRow[] {
   const required = new Set((schema.required as string[] | undefined) ?? [])
   return Object.entries(schema.properties as Record<string, Record<string, unknown>>).map(([name, s]) => ({
     name,
-    type: describeType(s),
+    type: `${isSecret(s) ? 'secret ' : ''}${describeType(s)}`,
     default: 'default' in s ? String(s.default) : required.has(name) ? '(required)' : '(unset)',
     description: String(s.description ?? ''),
   }))

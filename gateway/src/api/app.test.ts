@@ -13,6 +13,7 @@ import { startGateway, type Gateway } from '../gateway.js'
 import { silentLogger } from '../../../common/src/logger.js'
 import { hasCode } from '../../../common/src/errors.js'
 import { buildApp, type ApiDeps } from './app.js'
+import type { Sink } from '../sinks/types.js'
 import { apiMode } from './config.js'
 
 /** What the helpers need from a tap test. */
@@ -30,10 +31,10 @@ interface Rig {
   dev: MqttClient
 }
 
-/** A broker, a gateway with its buffer, the app, and device dev1 that has reported once. */
-async function rig(t: TT, deps: Partial<ApiDeps> = {}): Promise<Rig> {
+/** A broker, a gateway with its buffer (and `sinks`, none by default), the app, and device dev1 that has reported once. */
+async function rig(t: TT, deps: Partial<ApiDeps> = {}, sinks: Sink[] = []): Promise<Rig> {
   const broker = await startTestBroker(t)
-  const gw = startGateway(loadCoreConfig(gatewayEnv(broker, tempDir(t))), { log: silentLogger, sinks: [] })
+  const gw = startGateway(loadCoreConfig(gatewayEnv(broker, tempDir(t), { FERRY_DRAIN_RETRY_MIN_MS: '20', FERRY_DRAIN_RETRY_MAX_MS: '100' })), { log: silentLogger, sinks })
   t.teardown(() => gw.stop())
   await waitUntil(() => gw.state.brokerConnected, 'the gateway to connect')
   const app = await buildApp({ gateway: gw, token: TOKEN, ...deps })
@@ -49,7 +50,7 @@ t.test('GET /healthz is 200 while the database is writable and the broker connec
   const { broker, gw, app } = await rig(t)
   const ok = await app.inject('/healthz')
   t.equal(ok.statusCode, 200)
-  t.same(ok.json(), { ok: true, checks: { database: 'ok', broker: 'ok' }, reasons: [] })
+  t.same(ok.json(), { ok: true, checks: { database: 'ok', broker: 'ok', drainers: 'ok' }, reasons: [] })
   await broker.stop()
   await waitUntil(() => !gw.state.brokerConnected, 'the gateway to notice the broker is gone')
   const down = await app.inject('/healthz')
@@ -66,12 +67,37 @@ t.test('GET /healthz is 200 while the database is writable and the broker connec
   gw.state.ingestPaused = null
 })
 
+t.test('a failed drainer (its loop threw: database is locked) shows in /healthz (503), /metrics and /api/status until it recovers', async (t) => {
+  const sink: Sink = { name: 'stub', maxBatch: 100, write: async (b) => ({ accepted: b.map((r) => r.id), retryable: [], rejected: [] }), close: async () => {} }
+  const { gw, app } = await rig(t, {}, [sink])
+  const prune = gw.buffer.prune.bind(gw.buffer)
+  let locked = true
+  gw.buffer.prune = () => {
+    if (locked) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
+    return prune()
+  }
+  await waitUntil(() => gw.drainers[0]!.state === 'failed', 'the drainer to fail')
+  const health = await app.inject('/healthz')
+  t.equal(health.statusCode, 503)
+  t.equal(health.json().checks.drainers, 'failed: stub')
+  t.match(health.json().reasons, [/^drainer stub: failed \(SQLITE_BUSY: database is locked\)/])
+  const metrics = (await app.inject('/metrics')).body
+  t.match(metrics, /^ferry_drainer_failed\{sink="stub"\} 1$/m)
+  t.match(metrics, /^ferry_sink_up\{sink="stub"\} 0$/m)
+  t.match(metrics, /^ferry_sink_errors_total\{sink="stub",class="failed"\} [1-9]/m)
+  t.match((await app.inject('/api/status')).json().drainers, [{ name: 'stub', state: 'failed', lastError: { class: 'failed', message: 'SQLITE_BUSY: database is locked' } }])
+  locked = false
+  await waitUntil(async () => (await app.inject('/healthz')).statusCode === 200, '/healthz ok again')
+  t.match((await app.inject('/metrics')).body, /^ferry_drainer_failed\{sink="stub"\} 0$/m)
+  t.match((await app.inject('/api/status')).json().drainers, [{ name: 'stub', state: 'idle', lastError: null }])
+})
+
 t.test('GET /metrics serves Prometheus text with ingest, sink, commit and LED counters', async (t) => {
   const { app } = await rig(t)
   const res = await app.inject('/metrics')
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/)
-  for (const name of ['ferry_messages_received_total', 'ferry_messages_acked_total', 'ferry_buffer_dropped_total', 'ferry_dead_letters_total', 'ferry_sink_backlog_rows', 'ferry_sink_oldest_unsent_age_seconds', 'ferry_sink_errors_total', 'ferry_buffer_commit_seconds_bucket', 'ferry_led_commands_total', 'ferry_ingest_paused', 'ferry_buffer_expired_total', 'ferry_buffer_runway_seconds', 'ferry_sink_drain_eta_seconds']) {
+  for (const name of ['ferry_drainer_failed', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'ferry_messages_received_total', 'ferry_messages_acked_total', 'ferry_buffer_dropped_total', 'ferry_dead_letters_total', 'ferry_sink_backlog_rows', 'ferry_sink_oldest_unsent_age_seconds', 'ferry_sink_errors_total', 'ferry_buffer_commit_seconds_bucket', 'ferry_led_commands_total', 'ferry_ingest_paused', 'ferry_buffer_expired_total', 'ferry_buffer_runway_seconds', 'ferry_sink_drain_eta_seconds']) {
     t.match(res.body, new RegExp(`^# TYPE ${name.replace(/_bucket$/, '')} `, 'm'), name)
   }
   t.match(res.body, /^ferry_messages_acked_total 21$/m, '20 readings and one status message')

@@ -12,7 +12,7 @@ import { deviceRoutes } from './routes/devices.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 
 /** What the API reads from the running gateway. */
-export type ApiGateway = Pick<Gateway, 'buffer' | 'state' | 'status' | 'metrics' | 'commands'>
+export type ApiGateway = Pick<Gateway, 'buffer' | 'state' | 'status' | 'metrics' | 'commands' | 'drainers'>
 
 export interface ApiDeps {
   gateway: ApiGateway

@@ -6,7 +6,9 @@ export const apiConfigSchema = Type.Object({
   FERRY_HTTP_HOST: Type.String({ default: '0.0.0.0', description: 'Address the HTTP API listens on.' }),
   FERRY_API_TOKEN: Type.Optional(Type.String({
     minLength: 16,
-    description: 'Bearer token for state-changing API routes (POST /api/devices/:id/led) and the dashboard LED slider. At least 16 characters (e.g. openssl rand -hex 24); no default. Without it the API refuses to start unless FERRY_API_READ_ONLY=true.',
+    secret: true,
+    random: true,
+    description: 'Bearer token for state-changing API routes (POST /api/devices/:id/led) and the dashboard LED slider. At least 16 characters that look random: no whitespace, at least 6 different characters, not only digits or only letters of one case, not a run like abcd or a repeated string (e.g. openssl rand -hex 24); no default. Without it the API refuses to start unless FERRY_API_READ_ONLY=true.',
   })),
   FERRY_API_READ_ONLY: Type.Boolean({ default: false, description: 'Serve only the read-only API and dashboard (no LED route), which is then allowed without FERRY_API_TOKEN.' }),
   FERRY_API_RATE_LIMIT_MAX: Type.Integer({ default: 30, minimum: 1, description: 'Most state-changing requests (LED) per client address per window; more are answered 429 with Retry-After.' }),

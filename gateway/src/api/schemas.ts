@@ -116,6 +116,21 @@ export const IngestPaused = Type.Object(
   { description: 'Set while ingest is paused: disconnected from the broker, nothing acknowledged; it resumes by itself.' },
 )
 
+export const DeadLetterStatus = Type.Object({
+  total: Type.Integer({ description: 'Dead letters not requeued.' }),
+  bySource: Type.Record(Type.String(), Type.Integer(), { description: 'Dead letters not requeued, by source: ingest or sink:<name>.' }),
+  held: Type.Object({ rows: Type.Integer(), bytes: Type.Integer() }, { description: 'Every dead letter kept, requeued ones too, and its bytes (payload, reason, topic): what counts against FERRY_DEADLETTER_MAX_ROWS and FERRY_DEADLETTER_MAX_BYTES.' }),
+  limits: Nullable(
+    Type.Object({ maxRows: Type.Integer(), maxBytes: Type.Integer(), deviceMaxRows: Type.Integer(), deviceMaxBytes: Type.Integer(), maxPayloadBytes: Type.Integer() }, {
+      description: 'The bound: total rows and bytes, the share of one device (FERRY_DEADLETTER_DEVICE_SHARE), and the longest payload kept. Null when the gateway never wrote it (ferry status on an old file).',
+    }),
+  ),
+  discarded: Type.Object(
+    { total: Type.Integer(), byDevice: Type.Record(Type.String(), Type.Integer()), byReason: Type.Record(Type.String(), Type.Integer()) },
+    { description: 'Dead letters not kept, per device ("-": none named) and per reason: over-share (never stored) or evicted (deleted, oldest first, for the total cap). Survive restarts.' },
+  ),
+})
+
 export const RetiredSinkStatus = Type.Object(
   {
     name: Type.String(),
@@ -149,7 +164,7 @@ export const Status = Type.Object({
   dropped: PerDevice,
   expired: Type.Object({ ...PerDevice.properties }, { description: 'Undelivered readings removed for their age (FERRY_BUFFER_MAX_AGE), per device.' }),
   runway: Nullable(Runway),
-  deadLetters: Type.Object({ total: Type.Integer(), bySource: Type.Record(Type.String(), Type.Integer()) }),
+  deadLetters: DeadLetterStatus,
   meta: Type.Record(Type.String(), Type.Unknown()),
   gateway: Type.Object({
     startedAt: Type.Integer(),
@@ -169,6 +184,6 @@ export const Status = Type.Object({
 
 export const Health = Type.Object({
   ok: Type.Boolean(),
-  checks: Type.Object({ database: Type.String(), broker: Type.String() }),
+  checks: Type.Object({ database: Type.String(), broker: Type.String(), drainers: Type.String() }),
   reasons: Type.Array(Type.String()),
 })

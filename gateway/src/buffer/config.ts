@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox'
 import { parseDuration } from '../../../common/src/cli-args.js'
 import { ConfigError } from '../../../common/src/errors.js'
 import type { BufferLimits } from './types.js'
+import { TEXT_MAX_BYTES, type DeadLetterLimits } from './dead-letter-store.js'
 
 /** The SQLite ring buffer: file, durability and bounds. Composed into the gateway's schema (core-config.ts). */
 export const bufferConfigSchema = Type.Object({
@@ -22,6 +23,9 @@ export const bufferConfigSchema = Type.Object({
   })),
   FERRY_BUFFER_DEDUP_WINDOW_MS: Type.Integer({ default: 600_000, minimum: 0, description: 'Delivered readings are kept this long to recognise broker redeliveries (same device, boot, seq).' }),
   FERRY_BUFFER_MAX_EVENTS: Type.Integer({ default: 100_000, minimum: 100, description: 'Most device events (status, LED state, OTA status) kept.' }),
+  FERRY_DEADLETTER_MAX_ROWS: Type.Integer({ default: 10_000, minimum: 1, description: 'Most dead letters kept (requeued ones included), apart from the readings\' FERRY_BUFFER_MAX_ROWS. Past it the oldest are deleted, counted per device as evicted.' }),
+  FERRY_DEADLETTER_MAX_BYTES: Type.Integer({ default: 8_388_608, minimum: 4096, description: 'Most dead-letter bytes kept (payload, reason and topic; not counting SQLite overhead), apart from FERRY_BUFFER_MAX_BYTES. Past it the oldest are deleted, counted per device as evicted. A dead letter keeps only the first FERRY_INGEST_MAX_PAYLOAD_BYTES bytes of an oversized payload (it can then not be requeued) and the first 1024 bytes of its reason and topic.' }),
+  FERRY_DEADLETTER_DEVICE_SHARE: Type.Integer({ default: 10, minimum: 1, maximum: 100, description: 'Percent of FERRY_DEADLETTER_MAX_ROWS and of FERRY_DEADLETTER_MAX_BYTES that the dead letters (not requeued) of one device may hold. Past it that device\'s dead letters are not stored, only counted per device as over-share, so a device sending bad messages cannot crowd out the others. Must hold one dead letter: FERRY_DEADLETTER_MAX_BYTES x share >= FERRY_INGEST_MAX_PAYLOAD_BYTES + 2048.' }),
 })
 
 export type BufferConfig = Static<typeof bufferConfigSchema>
@@ -34,7 +38,8 @@ interface GroupSettings {
 
 /**
  * The buffer's limits from the settings. Throws ConfigError when backpressure could never resume: a
- * refused group is retried whole, so the buffer must be able to hold the largest group ingest makes.
+ * refused group is retried whole, so the buffer must be able to hold the largest group ingest makes;
+ * and when a device's share of the dead letters could not hold one (`deadLetterLimits`).
  */
 export function bufferLimits(c: BufferConfig & GroupSettings): BufferLimits {
   if (c.FERRY_BUFFER_ON_FULL === 'backpressure') {
@@ -53,5 +58,28 @@ export function bufferLimits(c: BufferConfig & GroupSettings): BufferLimits {
     onFull: c.FERRY_BUFFER_ON_FULL,
     // The schema's pattern admits only what parseDuration reads.
     maxAgeMs: c.FERRY_BUFFER_MAX_AGE === undefined ? null : parseDuration(c.FERRY_BUFFER_MAX_AGE),
+    deadLetters: deadLetterLimits(c),
   }
+}
+
+/**
+ * The dead letters' own bound (dead-letter-store.ts). Throws ConfigError when a device's share could
+ * not hold even one dead letter of the largest size kept (payload prefix, reason and topic).
+ */
+function deadLetterLimits(c: BufferConfig & GroupSettings): DeadLetterLimits {
+  const share = (n: number) => Math.floor((n * c.FERRY_DEADLETTER_DEVICE_SHARE) / 100)
+  const limits = {
+    maxRows: c.FERRY_DEADLETTER_MAX_ROWS,
+    maxBytes: c.FERRY_DEADLETTER_MAX_BYTES,
+    deviceMaxRows: Math.max(1, share(c.FERRY_DEADLETTER_MAX_ROWS)),
+    deviceMaxBytes: share(c.FERRY_DEADLETTER_MAX_BYTES),
+    maxPayloadBytes: c.FERRY_INGEST_MAX_PAYLOAD_BYTES,
+  }
+  const largest = c.FERRY_INGEST_MAX_PAYLOAD_BYTES + 2 * TEXT_MAX_BYTES
+  if (limits.deviceMaxBytes < largest) {
+    throw new ConfigError(
+      `a device's share of the dead letters, FERRY_DEADLETTER_MAX_BYTES (${c.FERRY_DEADLETTER_MAX_BYTES}) x FERRY_DEADLETTER_DEVICE_SHARE (${c.FERRY_DEADLETTER_DEVICE_SHARE}%) = ${limits.deviceMaxBytes} bytes, must hold one dead letter of FERRY_INGEST_MAX_PAYLOAD_BYTES + ${2 * TEXT_MAX_BYTES} (${largest}) bytes; raise FERRY_DEADLETTER_MAX_BYTES or FERRY_DEADLETTER_DEVICE_SHARE.`,
+    )
+  }
+  return limits
 }

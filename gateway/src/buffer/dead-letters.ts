@@ -2,7 +2,7 @@
  * Dead letters: messages ingest could not store as readings (source "ingest") and readings a sink
  * refused (source "sink:<name>"), each with the reason and the raw bytes. Listed for `ferry dlq list`,
  * requeued for `ferry dlq requeue` once the cause is fixed. Rows get here from `RingBuffer.ingest` and
- * `RingBuffer.settle`.
+ * `RingBuffer.settle`, through `DeadLetterStore` (dead-letter-store.ts), which keeps them bounded.
  */
 import type Database from 'better-sqlite3'
 import { pointTimeUs, type RingBuffer } from './ring-buffer.js'
@@ -17,6 +17,11 @@ export interface DeadLetter {
   readingId: number | null
   reason: string
   payload: string
+  /**
+   * The payload's length as received when only its first FERRY_INGEST_MAX_PAYLOAD_BYTES bytes were
+   * kept (such a dead letter cannot be requeued); null when it was kept whole.
+   */
+  truncatedFrom: number | null
   requeuedAt: number | null
   /**
    * Point time (µs) of the reading a sink refused, which a requeue keeps. Null for a dead letter from
@@ -41,6 +46,7 @@ export function listDeadLetters(db: Database.Database, opts: { limit?: number; s
     readingId: r.reading_id,
     reason: r.reason,
     payload: r.payload.toString('utf8'),
+    truncatedFrom: r.payload_bytes ?? null,
     requeuedAt: r.requeued_at,
     tsUs: r.ts_us ?? null,
   }))
@@ -57,6 +63,7 @@ interface DeadLetterRow {
   payload: Buffer
   requeued_at: number | null
   ts_us?: number | null
+  payload_bytes?: number | null
 }
 
 /** What became of one dead letter given to `requeueDeadLetters`; `reason` says why it was not requeued. */
@@ -72,7 +79,8 @@ export type Revalidate = (topic: string, payload: Buffer, receivedAt: number) =>
  * Feeds dead letters through validation again and stores each one that now passes through the ring's
  * own insert path (`RingBuffer.requeue`): a new row at the end, so every sink receives it, oldest
  * first behind what it already holds, and ids stay contiguous. Each dead letter is stored and marked
- * requeued in one transaction; one that still fails validation, or does not exist, is left as it is.
+ * requeued in one transaction; one that still fails validation, kept only a prefix of its payload, or
+ * does not exist, is left as it is. A requeued dead letter no longer counts against its device's share.
  *
  * A reading keeps its original point time, so it lands where it belongs in time (and InfluxDB
  * overwrites the same point if it ever got it): the one it had when a sink refused it, else the one
@@ -81,11 +89,12 @@ export type Revalidate = (topic: string, payload: Buffer, receivedAt: number) =>
  * times must not decrease with the row id (`receiveTimeSearch`).
  */
 export function requeueDeadLetters(buffer: RingBuffer, ids: readonly number[], revalidate: Revalidate, now: () => number = Date.now): RequeueResult[] {
-  const get = buffer.db.prepare('SELECT topic, payload, at, ts_us AS tsUs FROM dead_letters WHERE id = ? AND requeued_at IS NULL')
+  const get = buffer.db.prepare('SELECT topic, payload, at, ts_us AS tsUs, payload_bytes AS truncatedFrom FROM dead_letters WHERE id = ? AND requeued_at IS NULL')
   const mark = buffer.db.prepare('UPDATE dead_letters SET requeued_at = ? WHERE id = ?')
   return ids.map((id): RequeueResult => {
-    const dl = get.get(id) as { topic: string | null; payload: Buffer; at: number; tsUs: number | null } | undefined
+    const dl = get.get(id) as { topic: string | null; payload: Buffer; at: number; tsUs: number | null; truncatedFrom: number | null } | undefined
     if (!dl) return { id, requeued: false, reason: 'not found or already requeued' }
+    if (dl.truncatedFrom !== null) return { id, requeued: false, reason: `only the first ${dl.payload.length} of its ${dl.truncatedFrom} bytes were kept` }
     const item = revalidate(dl.topic ?? '', dl.payload, now())
     if (item.type === 'dead') return { id, requeued: false, reason: `still invalid: ${item.reason}` }
     buffer.db.transaction(() => {

@@ -112,4 +112,12 @@ export const migrations: readonly string[] = [
   `
   CREATE TABLE expired (device TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
   `,
+  // 6: dead letters get a bound of their own (dead-letter-store.ts): what is not kept is counted per
+  // device and reason ('over-share': over the device's share, never stored; 'evicted': deleted,
+  // oldest first, for the total cap); a payload cut to FERRY_INGEST_MAX_PAYLOAD_BYTES keeps the length
+  // it had (null: kept whole).
+  `
+  CREATE TABLE dead_letter_discards (device TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (device, reason)) WITHOUT ROWID;
+  ALTER TABLE dead_letters ADD COLUMN payload_bytes INTEGER;
+  `,
 ]

@@ -35,3 +35,11 @@ t.test('a redelivered reading is recognised while it is still in the buffer', as
   const again = buf.ingest([reading(2, Date.now()), reading(3, Date.now())])
   t.same([first.stored, first.duplicates, again.stored, again.duplicates], [2, 0, 1, 1])
 })
+
+t.test('the event history keeps at most FERRY_BUFFER_MAX_EVENTS, the newest, with no sink to prune it', async (t) => {
+  const { db } = openBuffer(':memory:')
+  const buf = new RingBuffer(db, { maxRows: 1000, maxBytes: 1e9, dedupWindowMs: 60_000, maxEvents: 100 })
+  const status = (i: number) => ({ type: 'event', topic: 'sensors/dev1/status', device: 'dev1', kind: 'status', payload: Buffer.from(i % 2 ? 'online' : 'offline'), receivedAt: i }) as const
+  for (let i = 0; i < 5; i++) buf.ingest(Array.from({ length: 60 }, (_, j) => status(i * 60 + j)))
+  t.same(db.prepare('SELECT count(*) AS n, min(at) AS oldest FROM events').get(), { n: 100, oldest: 200 })
+})

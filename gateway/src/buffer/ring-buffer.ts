@@ -3,6 +3,7 @@ import type { BufferLimits, IngestItem, IngestOutcome, ReadingIn, Settlement, Bu
 import { SinkRegistry, type SinkChange } from './sinks.js'
 import { FerryError } from '../../../common/src/errors.js'
 import { IngestRate, META_INGEST_RATE } from './runway.js'
+import { DeadLetterStore, type DiscardCount } from './dead-letter-store.js'
 
 /**
  * Smallest reading id received at or after `t`, or null when none was; by binary search over ids in
@@ -51,6 +52,7 @@ const RATE_PERSIST_MS = 1000
  * Deletion order is always oldest-first, which keeps row ids a contiguous range and lets the ring bound
  * remove delivered rows before undelivered ones without a scan. Nothing else deletes a reading: a
  * requeued dead letter whose reading is still held retires the held copy in place (`requeue`).
+ * Dead letters are written through `DeadLetterStore`, which keeps them within their own bound.
  */
 export class RingBuffer {
   private rows = 0
@@ -61,6 +63,7 @@ export class RingBuffer {
   /** The active (not retired) sinks; see sinks.ts. */
   private readonly sinks = new Set<string>()
   private readonly registry: SinkRegistry
+  private readonly deadLetters: DeadLetterStore
   private readonly st: ReturnType<RingBuffer['prepare']>
   private readonly ingestTx: (items: readonly IngestItem[]) => IngestOutcome
   private readonly firstReceivedAtOrAfter: (t: number) => number | null
@@ -72,6 +75,7 @@ export class RingBuffer {
   ) {
     this.st = this.prepare()
     this.registry = new SinkRegistry(db)
+    this.deadLetters = new DeadLetterStore(db, limits.deadLetters, now)
     this.firstReceivedAtOrAfter = receiveTimeSearch(db)
     const agg = db.prepare('SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS b FROM readings').get() as { n: number; b: number }
     this.rows = agg.n
@@ -99,19 +103,24 @@ export class RingBuffer {
 
   /**
    * Runs a write transaction; if it throws (rolled back), the counts and clocks kept in memory are put
-   * back as the database has them, so a refused or failed commit leaves no trace.
+   * back as the database has them, so a refused or failed commit leaves no trace. Once it committed,
+   * the dead letters it discarded are reported (`onDeadLettersDiscarded`).
    */
   private undoable<T>(tx: () => T): T {
     const rows = this.rows
     const bytes = this.bytes
+    let out: T
     try {
-      return tx()
+      out = tx()
     } catch (err) {
       this.rows = rows
       this.bytes = bytes
       this.loadClocks()
+      this.deadLetters.rolledBack()
       throw err
     }
+    this.deadLetters.committed()
+    return out
   }
 
   private prepare() {
@@ -126,9 +135,6 @@ export class RingBuffer {
          ON CONFLICT (device) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen), last_reading = excluded.last_reading,
            last_reading_at = excluded.last_reading_at, last_ts_us = excluded.last_ts_us`,
       ),
-      insertDead: db.prepare('INSERT INTO dead_letters (at, source, topic, device, reading_id, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      // A reading a sink refused keeps its point time, for a requeue (dead-letters.ts).
-      insertRefused: db.prepare('INSERT INTO dead_letters (at, source, topic, device, reading_id, reason, payload, ts_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       insertEvent: db.prepare('INSERT INTO events (at, device, kind, payload) VALUES (?, ?, ?, ?)'),
       touchDevice: db.prepare('INSERT INTO devices (device, last_seen) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)'),
       deviceStatus: db.prepare('UPDATE devices SET online = ?, status_at = ? WHERE device = ?'),
@@ -196,7 +202,8 @@ export class RingBuffer {
           out.duplicates++
         }
       } else if (it.type === 'dead') {
-        this.st.insertDead.run(it.receivedAt, 'ingest', it.topic, it.device, null, it.reason, it.payload)
+        // `dead` counts it whether it is stored or, its device's share being full, only counted (dead-letter-store.ts).
+        this.deadLetters.add({ at: it.receivedAt, source: 'ingest', topic: it.topic, device: it.device, readingId: null, reason: it.reason, payload: it.payload, tsUs: null })
         out.dead++
       } else {
         this.st.insertEvent.run(it.receivedAt, it.device, it.kind, it.payload)
@@ -218,6 +225,9 @@ export class RingBuffer {
       const reading = JSON.stringify({ boot: it.boot, seq: it.seq, pot: it.pot, switch: it.switch, led: it.led, ts: Math.floor(tsUs / 1000) })
       this.st.upsertDeviceReading.run(device, at, reading, it.receivedAt, tsUs)
     }
+    this.deadLetters.finish()
+    // The event history's bound holds with or without sinks (prune runs only while some sink drains).
+    if (out.events) this.st.pruneEvents.run(this.limits.maxEvents)
     if (this.overLimits()) {
       if (this.limits.onFull !== 'backpressure') out.dropped = this.enforceLimits(Infinity)
       else {
@@ -338,10 +348,10 @@ export class RingBuffer {
   /**
    * Applies a sink's answer in one transaction. The cursor moves over the longest prefix of the batch
    * whose rows were accepted or rejected; rejected rows in that prefix become dead letters with the
-   * sink's reason. Rows after the first retryable (or unmentioned) row are sent again later, in order.
+   * sink's reason (within the dead letters' bound: dead-letter-store.ts). Rows after the first retryable (or unmentioned) row are sent again later, in order.
    */
   settle = (sink: string, batch: readonly BufferedReading[], result: Settlement): { advanced: number; accepted: number; rejected: number } => {
-    return this.db.transaction(() => {
+    return this.undoable(this.db.transaction(() => {
       const now = this.now()
       // The common case, everything accepted in order: no per-row bookkeeping.
       if (result.rejected.length === 0 && result.accepted.length === batch.length && batch.length > 0 && result.accepted.every((id, i) => id === batch[i]!.id)) {
@@ -357,13 +367,16 @@ export class RingBuffer {
         if (accepted.has(row.id)) nAcc++
         else if (rejected.has(row.id)) {
           nRej++
-          this.st.insertRefused.run(now, `sink:${sink}`, `sensors/${row.device}/telemetry`, row.device, row.id, rejected.get(row.id)!, (this.st.payloadOf.get(row.id) as { payload: Buffer } | undefined)?.payload ?? Buffer.alloc(0), row.tsUs)
+          // Keeps the point time, for a requeue (dead-letters.ts); subject to the dead letters' bound.
+          const payload = (this.st.payloadOf.get(row.id) as { payload: Buffer } | undefined)?.payload ?? Buffer.alloc(0)
+          this.deadLetters.add({ at: now, source: `sink:${sink}`, topic: `sensors/${row.device}/telemetry`, device: row.device, readingId: row.id, reason: rejected.get(row.id)!, payload, tsUs: row.tsUs })
         } else break
         cursor = row.id
       }
+      this.deadLetters.finish()
       if (cursor >= 0) this.st.advance.run(cursor, nAcc, nRej, nAcc > 0 ? now : null, sink)
       return { advanced: nAcc + nRej, accepted: nAcc, rejected: nRej }
-    })()
+    }))
   }
 
   /**
@@ -489,6 +502,16 @@ export class RingBuffer {
   /** Rows and bytes currently held. */
   size(): { rows: number; bytes: number } {
     return { rows: this.rows, bytes: this.bytes }
+  }
+
+  /** Dead letters held (requeued ones included) and their bytes, against their own bound (dead-letter-store.ts). */
+  deadLetterSize(): { rows: number; bytes: number } {
+    return this.deadLetters.size()
+  }
+
+  /** `fn` hears, after each commit that discarded dead letters, how many per device and reason (metrics, log). */
+  onDeadLettersDiscarded(fn: (d: readonly DiscardCount[]) => void): void {
+    this.deadLetters.onDiscard = fn
   }
 
   /**

@@ -1,12 +1,13 @@
 /**
- * Status queries: what the buffer holds, per sink how far behind it is, drops, dead letters and the
- * facts kept in `meta`. Read-only, so they run on `ferry status`'s read-only connection as well as on
- * the gateway's.
+ * Status queries: what the buffer holds, per sink how far behind it is, drops, dead letters (held
+ * against their own bound, and those discarded per device) and the facts kept in `meta`. Read-only,
+ * so they run on `ferry status`'s read-only connection as well as on the gateway's.
  */
 import type Database from 'better-sqlite3'
 import { LIVE_READING } from './ring-buffer.js'
 import { drainEtaS, META_BUFFER_LIMITS, META_INGEST_PAUSED, META_INGEST_RATE, rateAt, runway, type RateSnapshot, type Runway } from './runway.js'
 import type { BufferLimits } from './types.js'
+import { DEAD_LETTER_BYTES_SQL, type DeadLetterLimits } from './dead-letter-store.js'
 
 export interface SinkBacklog {
   name: string
@@ -35,6 +36,7 @@ export interface RetiredSink {
 /** What a running RingBuffer knows without scanning (see `RingBuffer.size` and `backlogEstimate`). */
 export interface LiveCounts {
   size(): { rows: number; bytes: number }
+  deadLetterSize(): { rows: number; bytes: number }
   backlogEstimate(sink: string): number
   /** The live ingest rate (`ferry status` reads the one the gateway last wrote to `meta`). */
   ingestPerS(): number
@@ -79,10 +81,15 @@ export function queryStatus(db: Database.Database, now = Date.now(), counts?: Li
   })
   const drops = db.prepare('SELECT device, count FROM drops ORDER BY device').all() as Array<{ device: string; count: number }>
   // `ferry status` may read a file the gateway has not migrated yet (no `expired` table).
-  const hasExpired = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'expired'").get() !== undefined
-  const expired = hasExpired ? (db.prepare('SELECT device, count FROM expired ORDER BY device').all() as Array<{ device: string; count: number }>) : []
+  const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined
+  const expired = hasTable('expired') ? (db.prepare('SELECT device, count FROM expired ORDER BY device').all() as Array<{ device: string; count: number }>) : []
   const dead = db.prepare('SELECT source, count(*) AS n FROM dead_letters WHERE requeued_at IS NULL GROUP BY source ORDER BY source').all() as Array<{ source: string; n: number }>
+  const deadHeld = counts?.deadLetterSize() ?? (db.prepare(`SELECT count(*) AS rows, coalesce(sum(${DEAD_LETTER_BYTES_SQL}), 0) AS bytes FROM dead_letters`).get() as { rows: number; bytes: number })
+  const discards = hasTable('dead_letter_discards')
+    ? (db.prepare('SELECT device, reason, count FROM dead_letter_discards ORDER BY device, reason').all() as Array<{ device: string; reason: string; count: number }>)
+    : []
   const meta = Object.fromEntries((db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((m) => [m.key, JSON.parse(m.value) as unknown]))
+  const limits = counts?.limits ?? (meta[META_BUFFER_LIMITS] as BufferLimits | undefined)
   const ahead = outlook(meta, sinks, agg, now, counts)
   return {
     buffered: { rows: agg.rows, bytes: agg.bytes },
@@ -91,12 +98,25 @@ export function queryStatus(db: Database.Database, now = Date.now(), counts?: Li
     dropped: perDevice(drops),
     expired: perDevice(expired),
     runway: ahead.runway,
-    deadLetters: { total: dead.reduce((a, d) => a + d.n, 0), bySource: Object.fromEntries(dead.map((d) => [d.source, d.n])) },
+    deadLetters: {
+      total: dead.reduce((a, d) => a + d.n, 0),
+      bySource: Object.fromEntries(dead.map((d) => [d.source, d.n])),
+      held: deadHeld,
+      limits: (limits?.deadLetters ?? null) as DeadLetterLimits | null,
+      discarded: { total: discards.reduce((a, d) => a + d.count, 0), byDevice: tally(discards, 'device'), byReason: tally(discards, 'reason') },
+    },
     meta,
   }
 }
 
 const perDevice = (rows: Array<{ device: string; count: number }>) => ({ total: rows.reduce((a, d) => a + d.count, 0), byDevice: Object.fromEntries(rows.map((d) => [d.device, d.count])) })
+
+/** Discard counts summed per device or per reason. */
+function tally(rows: ReadonlyArray<{ device: string; reason: string; count: number }>, key: 'device' | 'reason'): Record<string, number> {
+  const sums: Record<string, number> = {}
+  for (const r of rows) sums[r[key]] = (sums[r[key]] ?? 0) + r.count
+  return sums
+}
 
 /**
  * The runway and each sink's drain ETA (runway.ts), from the live counts or, for `ferry status`, from

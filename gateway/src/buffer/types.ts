@@ -3,6 +3,7 @@
  * `BufferedReading`s and hands a sink's answer back as a `Settlement`; sinks import `BufferedReading`
  * from here (through the sink contract), never the other way round.
  */
+import type { DeadLetterLimits } from './dead-letter-store.js'
 
 /** A telemetry reading that passed validation, ready to store. */
 export interface ReadingIn {
@@ -65,6 +66,8 @@ export interface BufferLimits {
   onFull?: 'drop-oldest' | 'backpressure'
   /** Undelivered readings received longer ago than this are expired by `RingBuffer.expire`; null/unset: never. */
   maxAgeMs?: number | null
+  /** The dead letters' own bound (dead-letter-store.ts); unset: unbounded (`ferry dlq`, tests). */
+  deadLetters?: DeadLetterLimits
 }
 
 export interface IngestOutcome {

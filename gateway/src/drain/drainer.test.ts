@@ -1,8 +1,12 @@
 import t from 'tap'
 import { openBuffer, RingBuffer, queryStatus, type ReadingIn } from '../buffer/index.js'
-import { Drainer, type DrainEvent } from './drainer.js'
+import { Drainer, type DrainEvent, type DrainTimers } from './drainer.js'
 import type { BufferedReading, Sink, WriteResult } from '../sinks/types.js'
 import { Writable } from 'node:stream'
+import { getEventListeners } from 'node:events'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { tempDir } from '../../../test/helpers/tmp.js'
 import { errors as undiciErrors } from 'undici'
 import { createLogger, silentLogger } from '../../../common/src/logger.js'
 import { FerryError } from '../../../common/src/errors.js'
@@ -148,6 +152,19 @@ t.test('401/403 stops that sink with an alert and keeps its backlog; another sin
   t.match(s.lastError, /FERRY_INFLUX_TOKEN/)
 })
 
+t.test('a sink whose write endpoint does not exist (404) stops as stopped-endpoint, not as an auth failure', async (t) => {
+  const buf = buffer()
+  buf.ingest(readings(5))
+  const sink = scriptedSink('v3', (b) => ({ accepted: [], retryable: b.map((r) => r.id), rejected: [], authError: 'no /api/v3/write_lp (404); set FERRY_INFLUX_VERSION=2', stopCode: 'FERRY_ERR_SINK_ENDPOINT' }))
+  const d = drainer(t, sink, buf)
+  await until(() => d.state === 'stopped-endpoint', 'stopped')
+  t.equal(sink.calls.length, 1, 'not retried')
+  const s = queryStatus(buf.db).sinks[0]!
+  t.equal(s.rows, 5, 'its backlog is intact')
+  t.equal(s.lastErrorCode, 'endpoint')
+  t.match(s.lastError, /FERRY_INFLUX_VERSION/)
+})
+
 t.test('a sink that hangs on one batch does not hold back another', async (t) => {
   const buf = buffer()
   buf.ingest(readings(20))
@@ -251,4 +268,131 @@ t.test('any other sink exception is class error (a bug), logged at ERROR with th
   t.equal(r.failed.length, 1)
   t.match(r.failed, [{ level: 50, errorClass: 'error', err: { type: 'TypeError', stack: /drainer\.test\.ts/ } }], 'one ERROR line with the stack')
   t.equal(r.calls, 2, 'the same batch was sent again and delivered')
+})
+
+/**
+ * A compressed clock for the drainer's waits: a timer fires on the next turn of the event loop and
+ * moves `now` on by its delay, so an idle drainer's one-second polls run thousands of times a second.
+ */
+function compressedClock() {
+  const clock = {
+    now: 0,
+    fired: 0,
+    timers: {
+      setTimeout(fn: () => void, ms: number) {
+        return setImmediate(() => {
+          clock.now += ms
+          clock.fired++
+          fn()
+        })
+      },
+      clearTimeout(handle: unknown) {
+        clearImmediate(handle as NodeJS.Immediate)
+      },
+    } satisfies DrainTimers,
+  }
+  return clock
+}
+
+t.test('soak: a day of idling and draining leaves no abort listeners behind and no MaxListenersExceededWarning', async (t) => {
+  const warnings: Error[] = []
+  const onWarning = (w: Error) => warnings.push(w)
+  process.on('warning', onWarning)
+  t.teardown(() => process.off('warning', onWarning))
+  const buf = buffer()
+  const clock = compressedClock()
+  let signal: AbortSignal | undefined
+  const duringWrites: number[] = []
+  const refused = new Set<number>()
+  // Some batches are answered 503 once, so the retry path (p-retry's wait on the signal) runs too.
+  const sink: Sink = {
+    name: 'soak',
+    maxBatch: 20,
+    async resume(s) {
+      signal = s
+    },
+    async write(batch, s) {
+      await null // the drainer's own listener for this write is added once write() has returned its promise
+      duringWrites.push(getEventListeners(s, 'abort').length)
+      const first = batch[0]!.id
+      if (first % 7 !== 0 || refused.has(first)) return acceptAll(batch)
+      refused.add(first)
+      return { accepted: [], retryable: batch.map((r) => r.id), rejected: [], errorClass: 'http_503' }
+    },
+    async close() {},
+  }
+  const d = new Drainer({ sink, buffer: buf, log: silentLogger, retryMinMs: 1, retryMaxMs: 2, retryAfterCapMs: 2, progressEveryMs: 10, timers: clock.timers })
+  t.teardown(() => d.stop())
+  d.start()
+  await until(() => signal !== undefined, 'resumed')
+  const HOUR = 3_600_000
+  const perHour: number[] = []
+  let seq = 1
+  for (let hour = 1; hour <= 24; hour++) {
+    // Readings arrive every ten simulated minutes; the drainer idles in between.
+    for (let tenth = 1; tenth <= 6; tenth++) {
+      await until(() => clock.now >= (hour - 1) * HOUR + tenth * 600_000, `simulated hour ${hour}`)
+      buf.ingest(readings(30, 'dev1', seq))
+      seq += 30
+      d.notify()
+    }
+    perHour.push(getEventListeners(signal!, 'abort').length)
+    if (perHour.at(-1)! > 2) break // leaking: the rest of the day would only be slower (each add scans the listeners)
+  }
+  await until(() => buf.cursor('soak') === seq - 1, 'everything delivered')
+  t.ok(clock.fired >= 80_000, `the drainer waited ${clock.fired} times (a simulated day of 1-second idle polls)`)
+  t.ok(refused.size > 0, `${refused.size} batches were retried`)
+  t.ok(Math.max(...perHour) <= 2, `abort listeners on the drainer's signal, hour by hour, stay flat: ${perHour.join(',')}`)
+  t.ok(Math.max(...duringWrites) <= 2, `at most ${Math.max(...duringWrites)} listeners while a write is in flight`)
+  t.same(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message), [], 'no MaxListenersExceededWarning')
+})
+
+/** The error better-sqlite3 throws when another connection holds the write lock past the busy timeout. */
+const locked = () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
+
+t.test('a loop that throws outside the sink shows as failed, is recorded, starts again after a back-off and recovers', async (t) => {
+  const buf = buffer()
+  buf.ingest(readings(30))
+  const settle = buf.settle.bind(buf)
+  let failing = 3
+  buf.settle = (...args) => {
+    if (failing > 0) {
+      failing--
+      throw locked()
+    }
+    return settle(...args)
+  }
+  const sink = scriptedSink('a', acceptAll, 10)
+  const events: DrainEvent[] = []
+  const d = drainer(t, sink, buf, events)
+  await until(() => d.state === 'failed', 'failed')
+  t.match(d.lastError, { class: 'failed', message: 'SQLITE_BUSY: database is locked' })
+  t.equal(queryStatus(buf.db).sinks[0]!.lastErrorCode, 'failed', 'recorded for ferry status')
+  await until(() => buf.cursor('a') === 30 && d.state === 'idle', 'recovered and delivered')
+  t.equal(d.lastError, undefined, 'the failure is cleared')
+  t.equal(queryStatus(buf.db).sinks[0]!.lastErrorCode, null)
+  t.match(events.filter((e) => e.type === 'error'), [{ errorClass: 'failed' }, { errorClass: 'failed' }, { errorClass: 'failed' }], 'failed three times')
+  t.equal(events.filter((e) => e.type === 'state' && e.state === 'failed').length, 1, 'and stayed failed in between (no flapping to sending)')
+  t.same([...new Set(sink.calls.flat())].sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 1), 'every reading was sent (a batch whose settle failed is sent again)')
+})
+
+t.test('failed while another connection holds the write lock (database is locked); recovers when it is released', async (t) => {
+  const path = join(tempDir(t), 'buffer.db')
+  const { db } = openBuffer(path)
+  db.pragma('busy_timeout = 20') // 5 s in the gateway; short here
+  const buf = new RingBuffer(db, { maxRows: 1e6, maxBytes: 1e9, dedupWindowMs: 0, maxEvents: 1000 })
+  t.teardown(() => db.close())
+  buf.ingest(readings(5))
+  const sink = scriptedSink('a', acceptAll)
+  const d = drainer(t, sink, buf)
+  await until(() => buf.cursor('a') === 5 && d.state === 'idle', 'delivered')
+  const other = new Database(path)
+  t.teardown(() => other.close())
+  other.exec('BEGIN IMMEDIATE')
+  await until(() => d.state === 'failed', 'failed while the lock is held')
+  t.match(d.lastError, { class: 'failed', message: /SQLITE_BUSY: database is locked/ })
+  other.exec('COMMIT')
+  buf.ingest(readings(5, 'dev1', 6))
+  await until(() => buf.cursor('a') === 10 && d.state === 'idle', 'recovered and delivered')
+  t.equal(d.lastError, undefined)
 })

@@ -19,9 +19,26 @@ export interface DrainerOptions {
   progressEveryMs: number
   /** Called after each settled batch and on state changes (metrics, API). */
   onEvent?: (e: DrainEvent) => void
+  /** The timers the drainer waits with (idle, failed back-off); tests pass a compressed clock. Default: the global ones. */
+  timers?: DrainTimers
 }
 
-export type DrainerState = 'starting' | 'idle' | 'sending' | 'retrying' | 'stopped-auth' | 'stopped'
+/** `setTimeout`/`clearTimeout`, injectable so a test can run simulated hours in seconds. */
+export interface DrainTimers {
+  setTimeout(fn: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+}
+
+const realTimers: DrainTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+}
+
+/**
+ * `failed`: the drain loop itself threw (not the sink: e.g. the buffer database is locked by another
+ * process); it starts again after a back-off, and the state says `failed` meanwhile.
+ */
+export type DrainerState = 'starting' | 'idle' | 'sending' | 'retrying' | 'failed' | 'stopped-auth' | 'stopped-endpoint' | 'stopped'
 
 export type DrainEvent =
   | { type: 'settled'; sink: string; accepted: number; rejected: number; ms: number }
@@ -33,6 +50,13 @@ export interface Progress {
   ratePerS: number
   etaS: number | null
   at: number
+}
+
+/** A batch sent and not yet settled. */
+interface Inflight {
+  batch: BufferedReading[]
+  result: Promise<WriteResult | undefined>
+  started: number
 }
 
 /** Settles with `p`, or rejects with the abort reason as soon as `signal` aborts. */
@@ -81,6 +105,12 @@ class RetryableWrite extends Error {
  *   way; the data stays buffered.
  * - 401/403 stop this sink, record the alert (status, log at ERROR, metric) and keep buffering; the
  *   backlog drains after the credentials are fixed and the gateway restarted.
+ * - An exception from the loop itself (reading the buffer, settling, pruning: e.g. `SQLITE_BUSY:
+ *   database is locked` while another process holds the write lock past the busy timeout) puts the
+ *   drainer in state `failed` (status, `ferry_drainer_failed`, `/healthz` 503, the error recorded for
+ *   `ferry status` when the database takes it) and starts the loop again after a back-off from
+ *   `retryMinMs` doubling to `retryMaxMs`, forever: such errors are usually transient, and the data
+ *   stays buffered. The first batch settled, or idle pass, after it clears the failure.
  */
 export class Drainer {
   state: DrainerState = 'starting'
@@ -90,9 +120,15 @@ export class Drainer {
   private wake: (() => void) | undefined
   private loop: Promise<void> | undefined
   private readonly log: Logger
+  private readonly timers: DrainTimers
+  /** Consecutive failures of the loop itself (state `failed`); 0 while it runs normally. */
+  private failures = 0
+  /** `sink.resume` ran (once per start, not again when the loop restarts after a failure). */
+  private resumed = false
 
   constructor(private readonly opts: DrainerOptions) {
     this.log = opts.log.child({ component: 'drain', sink: opts.sink.name })
+    this.timers = opts.timers ?? realTimers
     opts.buffer.ensureSink(opts.sink.name)
   }
 
@@ -101,9 +137,7 @@ export class Drainer {
   }
 
   start(): void {
-    this.loop ??= this.run().catch((err) => {
-      this.log.error({ err }, 'drainer stopped unexpectedly')
-    })
+    this.loop ??= this.supervise()
   }
 
   /** New readings were committed: wake the loop if it is idle. */
@@ -128,51 +162,132 @@ export class Drainer {
 
   private fail(errorClass: string, message: string): void {
     this.lastError = { class: errorClass, message, at: Date.now() }
-    this.opts.buffer.recordSinkError(this.name, errorClass, message)
+    this.recordError(errorClass, message)
     this.opts.onEvent?.({ type: 'error', sink: this.name, errorClass, message })
   }
 
-  private async idle(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms)
-      function done() {
-        clearTimeout(timer)
+  /**
+   * Stores the error for `ferry status`. Best effort: when the database itself is what fails (locked),
+   * the error is still in `lastError`, the state, the metrics and the log.
+   */
+  private recordError(code: string | null, message: string | null): void {
+    try {
+      this.opts.buffer.recordSinkError(this.name, code, message)
+    } catch (err) {
+      this.log.debug({ err: { message: (err as Error).message } }, 'could not record the sink error in the buffer database')
+    }
+  }
+
+  /**
+   * Waits `ms`, or until `stop` (and `notify`, when `wakeable`). The abort listener is removed when
+   * the wait ends: an idle drainer waits every second, and a listener left behind each time grew
+   * without bound (~86,400 a day per sink).
+   */
+  private idle(ms: number, wakeable = true): Promise<void> {
+    const signal = this.abort.signal
+    if (signal.aborted) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.timers.clearTimeout(timer)
+        signal.removeEventListener('abort', done)
+        if (this.wake === done) this.wake = undefined
         resolve()
       }
-      this.wake = done
-      this.abort.signal.addEventListener('abort', done, { once: true })
+      const timer = this.timers.setTimeout(done, ms)
+      if (wakeable) this.wake = done
+      signal.addEventListener('abort', done, { once: true })
     })
-    this.wake = undefined
+  }
+
+  /**
+   * Runs the drain loop until stopped; when the loop throws (see the class comment), shows the
+   * drainer as `failed` and starts the loop again after a back-off.
+   */
+  private async supervise(): Promise<void> {
+    const signal = this.abort.signal
+    while (!signal.aborted) {
+      try {
+        await this.run()
+        return
+      } catch (err) {
+        if (signal.aborted) return
+        this.failures++
+        const delayMs = Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(this.failures - 1, 30))
+        const e = err as Error & { code?: string }
+        const message = `${e.code ? e.code + ': ' : ''}${e.message}`
+        this.progress = undefined
+        this.setState('failed')
+        this.fail('failed', message)
+        // The first failure with the stack, then every 10th, so a long outage does not flood the log.
+        if (this.failures === 1 || this.failures % 10 === 0) {
+          this.log.error({ err, failures: this.failures, retryInMs: delayMs }, 'drainer failed (not a sink error); starting it again after a back-off, data stays buffered')
+        }
+        // New readings do not cut the back-off short (ingest would wake it at every commit).
+        await this.idle(delayMs, false)
+      }
+    }
+  }
+
+  /** The loop went round again after failing (settled a batch, or found nothing to send): clears the failure. */
+  private recovered(): void {
+    if (this.failures === 0) return
+    this.log.info({ failures: this.failures }, 'drainer recovered')
+    this.failures = 0
+    this.setState('sending')
+    if (this.lastError?.class === 'failed') {
+      this.lastError = undefined
+      this.recordError(null, null)
+    }
   }
 
   private async run(): Promise<void> {
     const signal = this.abort.signal
     const { sink } = this.opts
-    if (sink.resume) {
+    if (sink.resume && !this.resumed) {
       await this.retrying(() => this.sinkCall(() => sink.resume!(signal), signal))
+      this.resumed = true
     }
-    let lastProgress = 0
-    let sentSinceProgress = 0
     // Up to `concurrency` batches in flight, in order. The cursor still moves strictly in order: a
     // batch is settled only after every batch before it, and if one is not passed completely, the
     // batches sent after it are waited for, their answers ignored, and reading restarts at the cursor
     // (re-sending them is harmless where concurrency > 1 is allowed: InfluxDB overwrites the same points).
-    const concurrency = Math.max(1, sink.concurrency ?? 1)
-    const inflight: Array<{ batch: BufferedReading[]; result: Promise<WriteResult | undefined>; started: number }> = []
+    const inflight: Inflight[] = []
+    // The writes of this pass: aborted by stop(), and when the loop throws, so that the failure shows
+    // (and the loop starts again) without waiting for a sink that is down to answer.
+    const pass = new AbortController()
+    const onStop = () => pass.abort()
+    signal.addEventListener('abort', onStop, { once: true })
+    try {
+      await this.drain(pass.signal, Math.max(1, sink.concurrency ?? 1), inflight)
+    } catch (err) {
+      pass.abort()
+      throw err
+    } finally {
+      signal.removeEventListener('abort', onStop)
+      // The writes in flight end before the loop starts again from the cursor.
+      await Promise.allSettled(inflight.map((x) => x.result))
+    }
+  }
+
+  private async drain(signal: AbortSignal, concurrency: number, inflight: Inflight[]): Promise<void> {
+    const { sink } = this.opts
+    let lastProgress = 0
+    let sentSinceProgress = 0
     let readAfter = this.opts.buffer.cursor(sink.name)
     while (!signal.aborted) {
       while (inflight.length < concurrency) {
         const batch = this.opts.buffer.readFrom(readAfter, sink.maxBatch)
         if (batch.length === 0) break
         readAfter = batch[batch.length - 1]!.id
-        this.setState('sending')
-        inflight.push({ batch, result: this.retrying(() => this.attempt(batch, signal)), started: performance.now() })
+        if (!this.failures) this.setState('sending') // after a failure: still `failed` until a batch settles
+        inflight.push({ batch, result: this.retrying(() => this.attempt(batch, signal), signal), started: performance.now() })
       }
       const head = inflight.shift()
       if (!head) {
+        this.opts.buffer.prune()
+        this.recovered()
         this.setState('idle')
         this.progress = undefined
-        this.opts.buffer.prune()
         await this.idle(1000)
         readAfter = this.opts.buffer.cursor(sink.name)
         continue
@@ -180,12 +295,13 @@ export class Drainer {
       const result = await head.result
       if (result === undefined) break // aborted or auth failure
       const settled = this.opts.buffer.settle(sink.name, head.batch, result)
+      this.recovered()
       sentSinceProgress += settled.advanced
       this.opts.onEvent?.({ type: 'settled', sink: sink.name, accepted: settled.accepted, rejected: settled.rejected, ms: performance.now() - head.started })
       if (settled.rejected > 0) this.log.warn({ rejected: settled.rejected, reason: result.rejected[0]?.reason }, 'sink rejected readings; moved them to dead letters')
       if (settled.advanced > 0 && this.lastError) {
         this.lastError = undefined
-        this.opts.buffer.recordSinkError(sink.name, null, null)
+        this.recordError(null, null)
       }
       if (settled.advanced < head.batch.length) {
         await Promise.allSettled(inflight.map((x) => x.result))
@@ -200,7 +316,6 @@ export class Drainer {
         this.opts.buffer.prune()
       }
     }
-    await Promise.allSettled(inflight.map((x) => x.result))
   }
 
   private reportProgress(sent: number, elapsedMs: number, first: boolean): void {
@@ -230,7 +345,8 @@ export class Drainer {
   private async attempt(batch: readonly BufferedReading[], signal: AbortSignal): Promise<WriteResult> {
     const result = await this.sinkCall(() => this.opts.sink.write(batch, signal), signal)
     if (result.authError) {
-      throw new AbortError(new FerryError('FERRY_ERR_SINK_AUTH', result.authError))
+      // The sink says which stop it is: refused credentials, or an endpoint that does not exist (docs/errors.md).
+      throw new AbortError(new FerryError(result.stopCode ?? 'FERRY_ERR_SINK_AUTH', result.authError))
     }
     const settled = new Set([...result.accepted, ...result.rejected.map((r) => r.id)])
     if (batch.length > 0 && !settled.has(batch[0]!.id)) {
@@ -239,9 +355,8 @@ export class Drainer {
     return result
   }
 
-  /** Runs `fn` until it succeeds; undefined when stopping or when the sink refused our credentials. */
-  private async retrying<T>(fn: () => Promise<T>): Promise<T | undefined> {
-    const signal = this.abort.signal
+  /** Runs `fn` until it succeeds; undefined when `signal` aborts (stopping) or when the sink refused our credentials. */
+  private async retrying<T>(fn: () => Promise<T>, signal = this.abort.signal): Promise<T | undefined> {
     for (;;) {
       try {
         return await pRetry(fn, {
@@ -277,6 +392,12 @@ export class Drainer {
           this.fail('auth', error.message)
           this.setState('stopped-auth')
           this.log.error({ err: { message: error.message } }, 'sink refused the credentials; this sink is stopped, data stays buffered. Fix the credentials and restart the gateway')
+          return undefined
+        }
+        if (hasCode(error, 'FERRY_ERR_SINK_ENDPOINT')) {
+          this.fail('endpoint', error.message)
+          this.setState('stopped-endpoint')
+          this.log.error({ err: { message: error.message } }, 'the sink has no such write endpoint; this sink is stopped, data stays buffered. Fix the URL or FERRY_INFLUX_VERSION and restart the gateway')
           return undefined
         }
         // p-retry does not retry programming errors (TypeError); still keep the data and try later.

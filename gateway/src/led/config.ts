@@ -13,7 +13,7 @@ export const DEFAULT_THINGSPEAK_URL = 'https://api.thingspeak.com'
 
 export const commandsConfigSchema = Type.Object({
   FERRY_THINGSPEAK_TALKBACK_ID: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'TalkBack id whose queue carries LED commands from the cloud ("80", "LED=80" or {"device","brightness"}). Unset: no polling.' })),
-  FERRY_THINGSPEAK_TALKBACK_KEY: Type.Optional(Type.String({ minLength: 1, description: 'API key of that TalkBack (not the channel key). Secret; no default.' })),
+  FERRY_THINGSPEAK_TALKBACK_KEY: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'API key of that TalkBack (not the channel key). Secret; no default.' })),
   FERRY_TALKBACK_POLL_MS: Type.Integer({
     default: 15_000,
     minimum: 1000,

@@ -5,8 +5,9 @@ import type { ApiGateway } from '../app.js'
 import { Health } from '../schemas.js'
 
 /**
- * `GET /healthz`: 200 only when the buffer database takes writes and the broker session is up; 503
- * with the reasons otherwise (the container health check and load balancers read the status).
+ * `GET /healthz`: 200 only when the buffer database takes writes, the broker session is up and no
+ * drainer has failed (drain/drainer.ts: its loop threw, e.g. the database was locked); 503 with the
+ * reasons otherwise (the container health check and load balancers read the status).
  * `GET /metrics`: Prometheus text from the gateway's prom-client registry.
  */
 export const healthRoutes: FastifyPluginAsyncTypebox<{ gateway: ApiGateway }> = async (app, { gateway: gw }) => {
@@ -17,7 +18,10 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ gateway: ApiGateway }> = 
     const broker = gw.state.brokerConnected ? 'ok' : 'not connected'
     if (gw.state.ingestPaused?.reason === 'backpressure') reasons.push('broker: disconnected on purpose, ingest paused by backpressure until the drainers free room in the buffer (FERRY_ERR_BUFFER_BACKPRESSURE)')
     else if (broker !== 'ok') reasons.push('broker: not connected (the gateway keeps reconnecting with backoff)')
-    return reply.code(reasons.length ? 503 : 200).send({ ok: reasons.length === 0, checks: { database, broker }, reasons })
+    const failed = gw.drainers.filter((d) => d.state === 'failed')
+    for (const d of failed) reasons.push(`drainer ${d.name}: failed (${d.lastError?.message ?? 'unknown error'}); it starts again after a back-off, data stays buffered`)
+    const drainers = failed.length ? `failed: ${failed.map((d) => d.name).join(', ')}` : 'ok'
+    return reply.code(reasons.length ? 503 : 200).send({ ok: reasons.length === 0, checks: { database, broker, drainers }, reasons })
   })
 
   app.get('/metrics', { schema: { response: { 200: Type.String() } } }, async (_req, reply) => {
