@@ -4,14 +4,13 @@
 // stored, what is not kept is counted per device (status, API, metric, log), and on a small file
 // system the flood cannot fill the disk and stop ingest for everyone.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, statSync, statfsSync } from 'node:fs'
+import { statSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { MqttClient } from 'mqtt'
 import { startTestBroker } from '../helpers/mosquitto.js'
 import { freePort } from '../helpers/ports.js'
-import { tempDir } from '../helpers/tmp.js'
+import { mountTmpfs, tempDir } from '../helpers/tmp.js'
 import { gatewayEnv, deviceClient, publishReadings, spawnFerry } from '../helpers/gateway.js'
 import { waitUntil } from '../helpers/wait.js'
 import { ferryStatusJson, ferryStatusText, type StatusJson } from '../helpers/status.js'
@@ -92,10 +91,7 @@ t.test('on an 8 MB file system a dead-letter flood cannot fill the disk: ingest 
   if (process.getuid?.() !== 0) throw new Error('this test mounts a small tmpfs and needs root')
   const broker = await startTestBroker(t, { devices: ['flood', 'dev2'] })
   const dir = tempDir(t)
-  const mnt = join(dir, 'small')
-  mkdirSync(mnt)
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt])
-  t.teardown(() => execFileSync('umount', ['-l', mnt]))
+  const mnt = mountTmpfs(t, dir, 'small', 'size=8m')
   // The defaults: 60 MB of flood would have filled this disk 7 times over before dead letters were bounded.
   const gw = startGateway(loadCoreConfig({ ...gatewayEnv(broker, dir), FERRY_DB: join(mnt, 'buffer.db') }), { log: silentLogger, sinks: [] })
   t.teardown(() => gw.stop())

@@ -3,11 +3,11 @@
 // tests (ingest-kill.test.ts) run it as a separate process.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, writeFileSync, rmSync } from 'node:fs'
+import { existsSync, readdirSync, writeFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { startTestBroker } from '../helpers/mosquitto.js'
-import { tempDir } from '../helpers/tmp.js'
+import { mountTmpfs, tempDir } from '../helpers/tmp.js'
 import { gatewayEnv, deviceClient, publishReadings } from '../helpers/gateway.js'
 import { waitUntil } from '../helpers/wait.js'
 import { loadCoreConfig } from '../../gateway/src/core-config.js'
@@ -126,10 +126,7 @@ t.test('a full disk stops acknowledgements and ingest resumes by itself when spa
   if (process.getuid?.() !== 0) throw new Error('this test mounts a small tmpfs and needs root')
   const broker = await startTestBroker(t)
   const dir = tempDir(t)
-  const mnt = join(dir, 'small')
-  mkdirSync(mnt)
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt])
-  t.teardown(() => execFileSync('umount', ['-l', mnt]))
+  const mnt = mountTmpfs(t, dir, 'small', 'size=4m')
   const gw = await gateway(t, { ...gatewayEnv(broker, dir), FERRY_DB: join(mnt, 'buffer.db') })
   const dev = await deviceClient(t, broker, 'dev1')
   await publishReadings(dev, 'dev1', 1, 100)
