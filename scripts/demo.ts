@@ -240,6 +240,11 @@ export async function run(argv: string[]): Promise<number> {
     })
 
     say('Stopping the devices and waiting until the sink has every reading ...')
+    // Stop taking readings, then let every device hear the confirmation of each one it holds: stopped
+    // between a commit and its confirmation, a device would count one reading fewer than the buffer.
+    for (const s of sims) s.stopTicking()
+    const drainBy = Date.now() + 30_000
+    while (sims.some((s) => s.counters.buffered > 0) && Date.now() < drainBy) await new Promise((r) => setTimeout(r, 50))
     await Promise.all(sims.map((s) => s.stop()))
     const published = Object.fromEntries(sims.map((s) => [s.id, s.counters.acked]))
     const buffered = () => readAll(db)

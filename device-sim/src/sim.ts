@@ -579,7 +579,8 @@ export class DeviceSim extends EventEmitter {
     this.emit('done', this.counters)
   }
 
-  private stopTicking(): void {
+  /** Stops taking readings; what is held is still sent until confirmed (the demo drains this way before stop()). */
+  stopTicking(): void {
     clearInterval(this.tick)
     this.tick = undefined
   }
