@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { startTestBroker } from '../helpers/mosquitto.js'
 import { makePki } from '../helpers/pki.js'
 import { connectOnce, collect } from '../helpers/mqtt.js'
-import { issueDevice, revokeDevice } from '../../common/src/pki/pki.js'
+import { issueDevice, issueGatewayReplica, revokeDevice } from '../../common/src/pki/pki.js'
 import { readFileSync } from 'node:fs'
 
 t.test('a device publishes QoS 1 and the gateway certificate receives it', async (t) => {
@@ -111,4 +111,43 @@ t.test('the native config is the repo config with only paths, port and log desti
   t.same([...new Set(changed)].sort(), ['acl_file', 'cafile', 'certfile', 'crlfile', 'keyfile', 'listener', 'log_dest', 'persistence_location'])
   t.notMatch(native, /^listener 1883/m)
   t.match(native, /^require_certificate true$/m)
+})
+
+t.test('a gateway replica certificate (ferry-gateway-2) has the gateway\'s rights, through a shared subscription too (issue 17)', async (t) => {
+  // Intent: the ACL's replica blocks work on the real broker, and Mosquitto 2.0 authorises a
+  // $share/<group>/<filter> subscription by each delivered topic (the filter without the prefix), so a
+  // replica in a share group receives device telemetry. Fails if the replica blocks are missing from
+  // mosquitto/acl or if the broker refused or filtered shared subscriptions.
+  const broker = await startTestBroker(t)
+  const replica = await issueGatewayReplica(broker.pki.dir, 2)
+  const gw2 = await connectOnce(t, broker.url, { ca: broker.pki.ca, cert: readFileSync(replica.cert), key: readFileSync(replica.key), clientId: 'ferry-gateway-2', protocolVersion: 5 })
+  const granted = await gw2.subscribeAsync('$share/g/sensors/+/telemetry', { qos: 1 })
+  t.same(granted.map((g) => g.qos), [1], 'SUBACK grants QoS 1')
+  const dev1 = await connectOnce(t, broker.url, broker.pki.tls('dev1'))
+  // A missing right shows up as a message that never arrives: each case fails after 15 s.
+
+  t.test('receives a device\'s telemetry', { timeout: 15_000 }, async (t) => {
+    const got = collect(gw2, 1)
+    await dev1.publishAsync('sensors/dev1/telemetry', '{"seq":1,"boot":1,"pot":1,"switch":0}', { qos: 1 })
+    t.same((await got).map((m) => m.topic + ' ' + m.payload), ['sensors/dev1/telemetry {"seq":1,"boot":1,"pot":1,"switch":0}'])
+  })
+
+  t.test('publishes LED commands and commit confirmations the device receives', { timeout: 15_000 }, async (t) => {
+    await dev1.subscribeAsync(['sensors/dev1/led/set', 'sensors/dev1/ack'], { qos: 1 })
+    const got = collect(dev1, 2)
+    await gw2.publishAsync('sensors/dev1/led/set', '{"cmd":"r2","brightness":40}', { qos: 1 })
+    await gw2.publishAsync('sensors/dev1/ack', '{"boot":1,"seqs":[[1,1]]}', { qos: 1 })
+    t.same((await got).map((m) => m.topic + ' ' + m.payload), ['sensors/dev1/led/set {"cmd":"r2","brightness":40}', 'sensors/dev1/ack {"boot":1,"seqs":[[1,1]]}'])
+  })
+
+  t.test('a device certificate in a share group still reads only its own topics', { timeout: 15_000 }, async (t) => {
+    const dev2 = await connectOnce(t, broker.url, { ...broker.pki.tls('dev2'), protocolVersion: 5 })
+    await dev2.subscribeAsync(['$share/h/sensors/+/telemetry', 'sensors/dev2/led/set'], { qos: 1 })
+    const got = collect(dev2, 1)
+    // Per-publisher order is not enough across two publishers; but dev1's PUBACK comes after the broker
+    // has queued its message for every subscriber, so a leak would be queued before the marker exists.
+    await dev1.publishAsync('sensors/dev1/telemetry', 'private', { qos: 1 })
+    await gw2.publishAsync('sensors/dev2/led/set', 'marker', { qos: 1 })
+    t.same((await got).map((m) => m.topic + ' ' + m.payload), ['sensors/dev2/led/set marker'])
+  })
 })

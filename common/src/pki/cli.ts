@@ -1,6 +1,7 @@
 import { parseCli } from '../cli-args.js'
 import { UsageError } from '../errors.js'
-import { initPki, issueDevice, issueServer, listPki, refreshCrl, revokeDevice } from './pki.js'
+import { GATEWAY_REPLICA_MAX, isGatewayReplicaNumber } from '../ids.js'
+import { initPki, issueDevice, issueGatewayReplica, issueServer, listPki, refreshCrl, revokeDevice } from './pki.js'
 
 const HELP = `usage: ferry pki <action> --dir <pki dir> [options]
 
@@ -8,7 +9,10 @@ actions:
   init                 new CA (ca.crt, ca.key), empty crl.pem, gateway client cert (gateway.crt/.key)
   server               broker/OTA server cert (server.crt/.key); SANs from --host and --ip
   device <id>          device client cert devices/<id>.crt/.key with CN=<id>
-  revoke <id>          add the device's certificate to crl.pem (SIGHUP the broker to apply)
+  gateway <n>          gateway replica n (1-9) client cert gateway-<n>.crt/.key with CN=ferry-gateway-<n>,
+                       for scale-out (docs/scale-out.md); the shipped ACL gives it the gateway's rights
+  revoke <id>          add the certificate of device <id>, ferry-gateway or ferry-gateway-<n> to crl.pem
+                       (SIGHUP the broker to apply)
   crl                  re-sign crl.pem with a fresh nextUpdate (do this before it expires)
   list                 every certificate: subject, serial, expiry, revoked; warns within 30 days
 
@@ -20,7 +24,8 @@ options:
   --force              replace an existing CA or certificate
   --json               "list" as JSON
 
-Keys are written with mode 0600. Device ids match ^[a-z0-9][a-z0-9_-]{0,62}$.`
+Keys are written with mode 0600. Device ids match ^[a-z0-9][a-z0-9_-]{0,62}$; ids beginning
+with ferry-gateway are reserved for the gateway and its replicas.`
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals, help } = parseCli(argv, {
@@ -59,6 +64,15 @@ export async function run(argv: string[]): Promise<number> {
     case 'device': {
       const r = await issueDevice(dir, needId(), { days, force: values.force })
       process.stdout.write(`device certificate written to ${r.cert} (serial ${r.serial})\n`)
+      return 0
+    }
+    case 'gateway': {
+      // Digits only, no leading zero: "01", "1.0" or "0x1" would become replica 1 through Number().
+      if (!id || !/^[1-9][0-9]*$/.test(id) || !isGatewayReplicaNumber(Number(id))) {
+        throw new UsageError(`"ferry pki gateway <n>" needs a replica number 1-${GATEWAY_REPLICA_MAX}${id ? `, got "${id}"` : ''}: the shipped ACLs grant gateway rights to ferry-gateway-1 … ferry-gateway-${GATEWAY_REPLICA_MAX} only. The main gateway's certificate (gateway.crt) comes from "ferry pki init".`)
+      }
+      const r = await issueGatewayReplica(dir, Number(id), { days, force: values.force })
+      process.stdout.write(`gateway replica certificate written to ${r.cert} (CN=${r.cn}, serial ${r.serial}); give that replica FERRY_MQTT_CERT=${r.cert} and FERRY_MQTT_KEY=${r.key}\n`)
       return 0
     }
     case 'revoke': {

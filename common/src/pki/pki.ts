@@ -7,7 +7,7 @@ import { join, dirname } from 'node:path'
 import { isIP } from 'node:net'
 import * as x509 from '@peculiar/x509'
 import { PkiError } from '../errors.js'
-import { assertDeviceId, GATEWAY_CN } from '../ids.js'
+import { assertDeviceId, gatewayReplicaCn, GATEWAY_CN, GATEWAY_REPLICA_MAX, isGatewayReplicaNumber, parseGatewayCn } from '../ids.js'
 
 // @peculiar/x509 works on any WebCrypto; Node's is the one we trust.
 x509.cryptoProvider.set(webcrypto as never)
@@ -17,7 +17,8 @@ const DAY_MS = 86_400_000
 
 /**
  * The files `ferry pki` writes into one folder, as fixed by the design. Keys are written mode 0600.
- * `gateway.crt`/`gateway.key` (CN=ferry-gateway) are the gateway's client identity.
+ * `gateway.crt`/`gateway.key` (CN=ferry-gateway) are the gateway's client identity;
+ * `gateway-<n>.crt`/`gateway-<n>.key` (CN=ferry-gateway-<n>, n = 1…9) those of its replicas (docs/scale-out.md).
  */
 export const pkiFiles = (dir: string) => ({
   caCert: join(dir, 'ca.crt'),
@@ -26,6 +27,8 @@ export const pkiFiles = (dir: string) => ({
   serverKey: join(dir, 'server.key'),
   gatewayCert: join(dir, 'gateway.crt'),
   gatewayKey: join(dir, 'gateway.key'),
+  replicaCert: (n: number) => join(dir, `gateway-${n}.crt`),
+  replicaKey: (n: number) => join(dir, `gateway-${n}.key`),
   crl: join(dir, 'crl.pem'),
   deviceCert: (id: string) => join(dir, 'devices', `${id}.crt`),
   deviceKey: (id: string) => join(dir, 'devices', `${id}.key`),
@@ -67,6 +70,12 @@ function writeKey(path: string, pem: string): void {
 function writePublic(path: string, pem: string): void {
   mkdirSync(dirname(path), { recursive: true })
   writeFileSync(path, pem, { mode: 0o644 })
+}
+
+/** Writes a freshly issued leaf: the key first (0600), so a certificate never exists without its key. */
+function writeLeaf(paths: { cert: string; key: string }, leaf: { certPem: string; keyPem: string }): void {
+  writeKey(paths.key, leaf.keyPem)
+  writePublic(paths.cert, leaf.certPem)
 }
 
 async function exportKey(key: CryptoKey): Promise<string> {
@@ -164,9 +173,7 @@ export async function initPki(dir: string, opts: ValidityOptions & { force?: boo
   writeKey(f.caKey, await exportKey(keys.privateKey))
   writePublic(f.caCert, cert.toString('pem') + '\n')
   await writeCrl(dir, [])
-  const gw = await issueLeaf(dir, { cn: GATEWAY_CN, usage: 'client' }, { days: opts.leafDays })
-  writeKey(f.gatewayKey, gw.keyPem)
-  writePublic(f.gatewayCert, gw.certPem)
+  writeLeaf({ cert: f.gatewayCert, key: f.gatewayKey }, await issueLeaf(dir, { cn: GATEWAY_CN, usage: 'client' }, { days: opts.leafDays }))
   return { caCert: f.caCert, gatewayCert: f.gatewayCert }
 }
 
@@ -180,9 +187,7 @@ export async function issueServer(dir: string, opts: ValidityOptions & { hosts?:
   const ips = opts.ips?.length ? opts.ips : opts.hosts?.length ? [] : ['127.0.0.1', '::1']
   for (const ip of ips) if (!isIP(ip)) throw new PkiError(`--ip ${ip} is not an IPv4 or IPv6 address`)
   for (const h of hosts) if (!/^[A-Za-z0-9*]([A-Za-z0-9.-]{0,252})$/.test(h)) throw new PkiError(`--host ${h} is not a DNS name`)
-  const leaf = await issueLeaf(dir, { cn: hosts[0] ?? ips[0]!, usage: 'server', hosts, ips }, opts)
-  writeKey(f.serverKey, leaf.keyPem)
-  writePublic(f.serverCert, leaf.certPem)
+  writeLeaf({ cert: f.serverCert, key: f.serverKey }, await issueLeaf(dir, { cn: hosts[0] ?? ips[0]!, usage: 'server', hosts, ips }, opts))
   return { cert: f.serverCert, key: f.serverKey }
 }
 
@@ -194,9 +199,28 @@ export async function issueDevice(dir: string, id: string, opts: ValidityOptions
     throw new PkiError(`device ${id} already has a certificate (${f.deviceCert(id)}); pass --force to issue a new one (revoke the old one first if it may be compromised).`)
   }
   const leaf = await issueLeaf(dir, { cn: id, usage: 'client' }, opts)
-  writeKey(f.deviceKey(id), leaf.keyPem)
-  writePublic(f.deviceCert(id), leaf.certPem)
+  writeLeaf({ cert: f.deviceCert(id), key: f.deviceKey(id) }, leaf)
   return { cert: f.deviceCert(id), key: f.deviceKey(id), serial: leaf.cert.serialNumber }
+}
+
+/**
+ * `ferry pki gateway <n>`: the client certificate of gateway replica n (CN=ferry-gateway-<n>, n = 1…9),
+ * made exactly like the gateway's own in `initPki` (client auth, same default validity). Each replica
+ * needs its own identity: the broker uses the CN as client id, so two replicas sharing one would keep
+ * taking each other's session over.
+ */
+export async function issueGatewayReplica(dir: string, n: number, opts: ValidityOptions & { force?: boolean } = {}) {
+  if (!isGatewayReplicaNumber(n)) {
+    throw new PkiError(`gateway replica number must be 1…${GATEWAY_REPLICA_MAX}, got ${n}; the shipped ACLs grant gateway rights to ferry-gateway-1 … ferry-gateway-${GATEWAY_REPLICA_MAX} only.`)
+  }
+  const f = pkiFiles(dir)
+  const paths = { cert: f.replicaCert(n), key: f.replicaKey(n) }
+  if (existsSync(paths.cert) && !opts.force) {
+    throw new PkiError(`gateway replica ${n} already has a certificate (${paths.cert}); pass --force to issue a new one (revoke the old one first if it may be compromised).`)
+  }
+  const leaf = await issueLeaf(dir, { cn: gatewayReplicaCn(n), usage: 'client' }, opts)
+  writeLeaf(paths, leaf)
+  return { ...paths, cn: gatewayReplicaCn(n), serial: leaf.cert.serialNumber }
 }
 
 interface CrlEntry {
@@ -231,12 +255,28 @@ async function writeCrl(dir: string, entries: CrlEntry[], days = DEFAULT_CRL_DAY
   renameSync(f.crl + '.tmp', f.crl)
 }
 
-/** `ferry pki revoke <id>`: adds the device's certificate to `crl.pem`. Brokers need a SIGHUP or restart to see it. */
-export async function revokeDevice(dir: string, id: string) {
-  assertDeviceId(id)
+/**
+ * The certificate file of an identity: `ferry-gateway`, `ferry-gateway-<n>`, or a device id. No device id
+ * can begin with `ferry-gateway`, so the name alone says which.
+ */
+function certFileOf(dir: string, id: string): string {
   const f = pkiFiles(dir)
-  if (!existsSync(f.deviceCert(id))) throw new PkiError(`no certificate for device ${id} in ${dir}/devices; "ferry pki list --dir ${dir}" shows what exists.`)
-  const serial = readCert(f.deviceCert(id)).serialNumber.toLowerCase()
+  const gw = parseGatewayCn(id)
+  if (gw === 0) return f.gatewayCert
+  if (gw !== null) return f.replicaCert(gw)
+  assertDeviceId(id)
+  return f.deviceCert(id)
+}
+
+/**
+ * `ferry pki revoke <id>`: adds the certificate of a device, the gateway (`ferry-gateway`) or a replica
+ * (`ferry-gateway-<n>`) to `crl.pem`. Brokers need a SIGHUP or restart to see it.
+ */
+export async function revokeDevice(dir: string, id: string) {
+  const f = pkiFiles(dir)
+  const file = certFileOf(dir, id)
+  if (!existsSync(file)) throw new PkiError(`no certificate for ${id} in ${dir} (${file}); "ferry pki list --dir ${dir}" shows what exists.`)
+  const serial = readCert(file).serialNumber.toLowerCase()
   const entries = readCrlEntries(dir)
   if (!entries.some((e) => e.serialNumber === serial)) entries.push({ serialNumber: serial, revocationDate: new Date() })
   await writeCrl(dir, entries)
@@ -268,6 +308,7 @@ export function listPki(dir: string, now = new Date()): CertInfo[] {
     [f.caCert, 'ca'],
     [f.serverCert, 'server'],
     [f.gatewayCert, 'gateway'],
+    ...Array.from({ length: GATEWAY_REPLICA_MAX }, (_, i): [string, CertInfo['role']] => [f.replicaCert(i + 1), 'gateway']),
   ]
   const devDir = join(dir, 'devices')
   if (existsSync(devDir)) {

@@ -20,7 +20,7 @@ export function parseTopic(topic: string): ParsedTopic {
   if (!match) return { ok: false, device: null, reason: `unexpected topic ${JSON.stringify(topic.slice(0, 200))}` }
   const [, device, rest] = match as unknown as [string, string, string]
   if (!isDeviceId(device)) {
-    return { ok: false, device: null, reason: `device id ${JSON.stringify(String(device).slice(0, 80))} not allowed (must match ^[a-z0-9][a-z0-9_-]{0,62}$)` }
+    return { ok: false, device: null, reason: `device id ${JSON.stringify(String(device).slice(0, 80))} not allowed (must match ^[a-z0-9][a-z0-9_-]{0,62}$ and not begin with ferry-gateway, reserved for the gateway and its replicas)` }
   }
   const kind = SUFFIX[rest]
   if (!kind) return { ok: false, device, reason: `unknown topic kind ${JSON.stringify(rest.slice(0, 80))}` }
