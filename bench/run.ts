@@ -24,7 +24,8 @@ const HELP = `usage: npm run bench -- [--quick] [--json <file>] [--only <name>[,
 
   --quick        fewer samples and smaller sizes (the whole run takes about three minutes)
   --json <file>  also write the results, samples and machine facts as JSON
-  --only <names> run only these benchmarks: ingest, drain, backlog, ota, latency, soak
+  --only <names> run only these benchmarks: ingest, drain, backlog, ota, latency, soak,
+                 scale-out
 
 Each figure is a ratio against a baseline measured in the same run; see bench/README.md.`
 
@@ -35,6 +36,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   ota: async () => (await import('./ota-download.bench.js')).bench,
   latency: async () => (await import('./latency.bench.js')).bench,
   soak: async () => (await import('./soak.bench.js')).bench,
+  'scale-out': async () => (await import('./scale-out.bench.js')).bench,
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -24,6 +24,8 @@ export const ErrorCodes = {
   FERRY_ERR_MANIFEST: 'An OTA manifest is malformed, expired, for other hardware, or a downgrade.',
   FERRY_ERR_RELEASE: 'A published OTA release cannot be served: its file name and manifest disagree, or its image is missing.',
   FERRY_ERR_INFLUXD: 'The private influxd (demo, tests) did not start, or refused a statement.',
+  FERRY_ERR_MQTT_SHARE_REFUSED: 'The broker does not support the shared subscriptions that FERRY_MQTT_SHARE_GROUP needs.',
+  FERRY_ERR_MQTT_SUBSCRIBE_DENIED: 'The broker refused the gateway\'s subscriptions: its ACL does not give this certificate the gateway\'s rights.',
   FERRY_ERR_MQTT_INCOMPATIBLE: 'The installed MQTT.js lacks the hook that holds PUBACKs until commit; the gateway refuses to start.',
 } as const
 

@@ -10,7 +10,7 @@ import type { CoreConfig } from './core-config.js'
 import { discardWarner, lockBuffer, logSinkChanges, openBuffer, RingBuffer, queryStatus, META_BUFFER_LIMITS } from './buffer/index.js'
 import { bufferLimits } from './buffer/config.js'
 import { createIngest } from './ingest/pipeline.js'
-import { readMqttTls } from './ingest/tls.js'
+import { readMqttTls, replicaNumber } from './ingest/tls.js'
 import type { Subscriber } from './ingest/subscriber.js'
 import { Drainer } from './drain/drainer.js'
 import type { Sink } from './sinks/types.js'
@@ -50,7 +50,9 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
   const log = deps.log
   // Certificates first: a bad path is a config error, reported before the buffer is touched.
   const tls = readMqttTls(config, log, deps.readFile)
-  const limits = bufferLimits(config)
+  // One of a share group: the replica's number keeps point times apart (docs/scale-out.md#point-times).
+  const replica = config.FERRY_MQTT_SHARE_GROUP ? replicaNumber(tls.cert, config.FERRY_MQTT_CERT) : null
+  const limits = { ...bufferLimits(config), replica }
 
   // One gateway per database: a second one is refused here, naming the first (buffer/lock.ts).
   const lock = lockBuffer(config.FERRY_DB)
@@ -71,6 +73,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     warnDiscards(d)
   })
   const state = initialState(opened.recovered)
+  if (config.FERRY_MQTT_SHARE_GROUP) state.replica = { group: config.FERRY_MQTT_SHARE_GROUP, name: replica ? `ferry-gateway-${replica}` : 'ferry-gateway' }
   // Sinks no longer in FERRY_SINKS stop holding readings; one added back resumes (buffer/sinks.ts).
   logSinkChanges(log.child({ component: 'buffer' }), buffer.configureSinks(deps.sinks.map((s) => s.name)))
 
@@ -86,6 +89,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
         progressEveryMs: config.FERRY_DRAIN_PROGRESS_MS,
         onEvent: (e) => {
           recordDrainEvent(metrics, e)
+          if (e.type === 'settled') ingest.settled()
           if (e.type === 'error' && (e.errorClass === 'auth' || e.errorClass === 'endpoint')) {
             state.lastError = { code: e.errorClass === 'auth' ? 'FERRY_ERR_SINK_AUTH' : 'FERRY_ERR_SINK_ENDPOINT', message: `${e.sink}: ${e.message}`, at: Date.now() }
           }

@@ -13,6 +13,11 @@ export interface GatewayState {
   brokerDropped: number | null
   lastError: { code: string; message: string; at: number } | null
   recovered: { movedTo: string; error: string; at: number } | null
+  /**
+   * One of several gateways sharing a site's devices (FERRY_MQTT_SHARE_GROUP, docs/scale-out.md):
+   * the group and this replica's certificate CN. Null for a single gateway.
+   */
+  replica: { group: string; name: string } | null
 }
 
 /** The state at start-up; a buffer that was corrupt and moved aside is the first thing it reports. */
@@ -24,5 +29,6 @@ export function initialState(recovered: OpenResult['recovered'], now = Date.now(
     brokerDropped: null,
     lastError: recovered ? { code: 'FERRY_ERR_BUFFER_CORRUPT', message: `buffer was corrupt (${recovered.error}); moved to ${recovered.movedTo}`, at: recovered.at } : null,
     recovered: recovered ?? null,
+    replica: null,
   }
 }

@@ -187,3 +187,11 @@ export const Health = Type.Object({
   checks: Type.Object({ database: Type.String(), broker: Type.String(), drainers: Type.String() }),
   reasons: Type.Array(Type.String()),
 })
+
+/** Which part of the site a gateway sees: all of it, or one replica's share (docs/scale-out.md). */
+export const DeviceScope = Type.Object({
+  gateway: Type.Union([Type.Literal('single'), Type.Literal('replica')]),
+  group: Type.Optional(Type.String()),
+  replica: Type.Optional(Type.String()),
+  note: Type.String(),
+})

@@ -154,6 +154,8 @@ export class RingBuffer {
       payloadOf: db.prepare('SELECT payload FROM readings WHERE id = ?'),
       retire: db.prepare('UPDATE readings SET seq = -id WHERE device = ? AND boot = ? AND seq = ?'),
       // Only for a requeued reading (a scan of the device's rows through the UNIQUE index).
+      keysBetween: db.prepare('SELECT device, boot, seq FROM readings WHERE id > ? AND id <= ? AND seq >= 0 ORDER BY id'),
+      idOf: db.prepare('SELECT id FROM readings WHERE device = ? AND boot = ? AND seq = ?').pluck(),
       pointTimeTaken: db.prepare(`SELECT 1 FROM readings WHERE device = ? AND ts_us = ? AND ${LIVE_READING}`),
       cursorOf: db.prepare('SELECT cursor FROM sink_state WHERE name = ?'),
       advance: db.prepare(
@@ -186,20 +188,27 @@ export class RingBuffer {
     for (const it of items) {
       if (it.type === 'reading') {
         const last = this.clocks.get(it.device) ?? 0
-        const tsUs = it.pointTimeUs === undefined ? Math.max(pointTimeUs(it.tsMs, it.receivedAt), last + 1) : this.freePointTime(it.device, it.pointTimeUs)
+        const tsUs =
+          it.pointTimeUs !== undefined
+            ? this.freePointTime(it.device, it.pointTimeUs)
+            : this.limits.replica == null
+              ? Math.max(pointTimeUs(it.tsMs, it.receivedAt), last + 1)
+              : sharedPointTime(it, last, this.limits.replica)
         const r = this.st.insertReading.run(it.device, it.boot, it.seq, tsUs, it.receivedAt, it.pot, it.switch, it.led, it.payload)
         seen.set(it.device, it.receivedAt)
         if (r.changes === 1) {
           out.stored++
           this.rows++
           this.bytes += it.payload.length
-          // Always the case but for a requeued reading that keeps an older point time.
+          // Always the case but for a requeued reading that keeps an older point time, and for a
+          // replica's reading that arrives after a later one (device time kept: sharedPointTime).
           if (tsUs > last) {
             this.clocks.set(it.device, tsUs)
             latest.set(it.device, { it, tsUs })
           }
         } else {
           out.duplicates++
+          ;(out.duplicateReadings ??= []).push(it)
         }
       } else if (it.type === 'dead') {
         // `dead` counts it whether it is stored or, its device's share being full, only counted (dead-letter-store.ts).
@@ -286,6 +295,28 @@ export class RingBuffer {
       }
     }
     return dropped
+  }
+
+  /**
+   * The id up to which every configured sink has taken (or dead-lettered) every reading: confirmations
+   * after delivery (ingest/confirmer.ts). 0 with no sinks: nothing is ever delivered.
+   */
+  deliveredUpTo(): number {
+    return this.minCursor()
+  }
+
+  /** `(device, boot, seq)` of the readings with `lo < id <= hi` still held, in id order. */
+  readingKeysBetween(lo: number, hi: number): Array<{ device: string; boot: number; seq: number }> {
+    return this.st.keysBetween.all(lo, hi) as Array<{ device: string; boot: number; seq: number }>
+  }
+
+  /** Those of `readings` (already stored: duplicates) that every sink has taken. */
+  deliveredAmong<R extends { device: string; boot: number; seq: number }>(readings: readonly R[]): R[] {
+    const upTo = this.minCursor()
+    return readings.filter((r) => {
+      const id = this.st.idOf.get(r.device, r.boot, r.seq) as number | undefined
+      return id !== undefined && id <= upTo
+    })
   }
 
   /** The lowest cursor over all sinks; with no sinks nothing counts as delivered. */
@@ -537,6 +568,28 @@ export class RingBuffer {
 
 /** Device `ts` when plausible, else the receive time; in microseconds. */
 export function pointTimeUs(tsMs: number | undefined, receivedAt: number): number {
-  const ok = tsMs !== undefined && tsMs >= PLAUSIBLE_FROM_MS && tsMs <= receivedAt + FUTURE_TOLERANCE_MS
-  return (ok ? tsMs : receivedAt) * 1000
+  return (plausible(tsMs, receivedAt) ? tsMs : receivedAt) * 1000
+}
+
+const plausible = (tsMs: number | undefined, receivedAt: number): tsMs is number =>
+  tsMs !== undefined && tsMs >= PLAUSIBLE_FROM_MS && tsMs <= receivedAt + FUTURE_TOLERANCE_MS
+
+/** Replicas of a share group: at most ferry-gateway and ferry-gateway-1 … 9. */
+export const REPLICA_SLOTS = 10
+
+/**
+ * The point time of a reading stored by one of several replicas (docs/scale-out.md#point-times). A
+ * device resends whatever no replica confirmed, possibly to another replica, and both copies reach
+ * the sink; InfluxDB overwrites a point with the same series and time, so the copies must get the
+ * same time on whichever replica stores them, and different readings must never share one:
+ * - device time set: `ts` ms + `seq` mod 1000 µs, the same on every replica (two readings of one
+ *   device in one millisecond differ in seq; 1000 of them would be needed to collide);
+ * - no device time: the replica's own clock (receive time, strictly increasing per device), in the
+ *   microseconds ≡ replica number (mod 10), so two replicas never pick the same one. A resend of such
+ *   a reading to another replica is a second point (docs/scale-out.md says so).
+ */
+export function sharedPointTime(it: { tsMs?: number | undefined; seq: number; receivedAt: number }, lastUs: number, replica: number): number {
+  if (plausible(it.tsMs, it.receivedAt)) return it.tsMs * 1000 + (it.seq % 1000)
+  const floor = Math.max(it.receivedAt * 1000, lastUs + 1)
+  return floor + ((replica - (floor % REPLICA_SLOTS) + REPLICA_SLOTS) % REPLICA_SLOTS)
 }

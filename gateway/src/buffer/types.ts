@@ -68,6 +68,12 @@ export interface BufferLimits {
   maxAgeMs?: number | null
   /** The dead letters' own bound (dead-letter-store.ts); unset: unbounded (`ferry dlq`, tests). */
   deadLetters?: DeadLetterLimits
+  /**
+   * One of a share group (FERRY_MQTT_SHARE_GROUP): this replica's number (0 for ferry-gateway, n for
+   * ferry-gateway-<n>), so point times agree across replicas (ring-buffer.ts `sharedPointTime`).
+   * Unset/null: a single gateway, point times from its own per-device clock.
+   */
+  replica?: number | null
 }
 
 export interface IngestOutcome {
@@ -77,6 +83,8 @@ export interface IngestOutcome {
   events: number
   /** Undelivered readings dropped to make room. */
   dropped: number
+  /** The readings of this batch that were already stored (present only when there were some). */
+  duplicateReadings?: ReadingIn[]
 }
 
 /**

@@ -1,8 +1,6 @@
 /**
- * Commit confirmations, gateway → device (docs/delivery.md): after each group commit, every device
- * whose readings the group held hears exactly which `(boot, seq)` are now stored, as inclusive ranges.
- * Stateless: each message describes one commit, so a gateway restart changes nothing, and a resent
- * reading that was already stored is confirmed again.
+ * Confirmations, gateway → device (docs/delivery.md): the message format, and which readings a
+ * committed group confirms. When they are sent (after the commit, or after delivery) is confirmer.ts.
  */
 import type { IngestItem } from '../buffer/index.js'
 
@@ -22,19 +20,36 @@ export const ackTopic = (device: string): string => `sensors/${device}/ack`
 /** `{"boot":7,"seqs":[[1,100],[200,204]]}` */
 export const encodeConfirmation = (c: Confirmation): string => JSON.stringify({ boot: c.boot, seqs: c.seqs })
 
+/** What identifies a reading, for its confirmation. */
+export interface ReadingKey {
+  device: string
+  boot: number
+  seq: number
+}
+
 /**
- * The confirmations for one committed group: its readings, plus dead-lettered telemetry that still
- * names a valid boot and seq (committed as a dead letter; sending it again would not change that).
+ * The readings of a committed group that are confirmed at commit: its readings, plus dead-lettered
+ * telemetry that still names a valid boot and seq (committed as a dead letter; sending it again would
+ * not change that). `readings: false` keeps only the dead letters (confirmations after delivery).
  */
-export function confirmationsFor(items: readonly IngestItem[]): Confirmation[] {
-  const byDeviceBoot = new Map<string, { device: string; boot: number; seqs: number[] }>()
+export function committedKeys(items: readonly IngestItem[], readings = true): ReadingKey[] {
+  const keys: ReadingKey[] = []
   for (const item of items) {
-    const id = item.type === 'reading' ? item : item.type === 'dead' ? item.reading : undefined
+    const id = item.type === 'reading' ? (readings ? item : undefined) : item.type === 'dead' ? item.reading : undefined
     if (!id || item.device === null) continue
-    const key = `${item.device}\u0000${id.boot}`
+    keys.push({ device: item.device, boot: id.boot, seq: id.seq })
+  }
+  return keys
+}
+
+/** The confirmation messages for a set of readings: one per device and boot, split at MAX_RANGES. */
+export function confirmationsOf(keys: Iterable<ReadingKey>): Confirmation[] {
+  const byDeviceBoot = new Map<string, { device: string; boot: number; seqs: number[] }>()
+  for (const { device, boot, seq } of keys) {
+    const key = `${device}\u0000${boot}`
     let entry = byDeviceBoot.get(key)
-    if (!entry) byDeviceBoot.set(key, (entry = { device: item.device, boot: id.boot, seqs: [] }))
-    entry.seqs.push(id.seq)
+    if (!entry) byDeviceBoot.set(key, (entry = { device, boot, seqs: [] }))
+    entry.seqs.push(seq)
   }
   const out: Confirmation[] = []
   for (const { device, boot, seqs } of byDeviceBoot.values()) {
@@ -43,6 +58,9 @@ export function confirmationsFor(items: readonly IngestItem[]): Confirmation[] {
   }
   return out
 }
+
+/** The confirmations for one committed group (see `committedKeys`). */
+export const confirmationsFor = (items: readonly IngestItem[]): Confirmation[] => confirmationsOf(committedKeys(items))
 
 /** Sorted, merged inclusive ranges of a list of integers (duplicates allowed). */
 export function toRanges(values: number[]): Array<[number, number]> {

@@ -1,11 +1,12 @@
 import type { Logger } from '../../../common/src/logger.js'
 import type { BufferConfig } from '../buffer/config.js'
-import { META_INGEST_PAUSED, type IngestItem, type RingBuffer } from '../buffer/index.js'
+import { META_INGEST_PAUSED, type RingBuffer } from '../buffer/index.js'
 import { recordCommit, recordPause, type Metrics } from '../metrics.js'
 import type { GatewayState } from '../state.js'
 import { Batcher } from './batcher.js'
 import type { IngestConfig, MqttConfig } from './config.js'
-import { ackTopic, confirmationsFor, encodeConfirmation } from './confirmations.js'
+import { ackTopic, encodeConfirmation } from './confirmations.js'
+import { confirmMode, createConfirmer } from './confirmer.js'
 import { PauseGuard, isDiskFull, type IngestPause } from './pause.js'
 import { toIngestItem } from './handlers/index.js'
 import { createSubscriber, type Subscriber, type SubscriberOptions } from './subscriber.js'
@@ -25,6 +26,8 @@ export interface IngestOptions {
 
 export interface Ingest {
   subscriber: Subscriber
+  /** A sink settled a batch: with confirmations after delivery, tell devices what is now delivered. */
+  settled(): void
   start(): void
   /** Stops taking messages, commits and acknowledges what is pending, disconnects. */
   stop(): Promise<void>
@@ -50,7 +53,7 @@ export function createIngest(opts: IngestOptions): Ingest {
     onCommit: ({ items, outcome, ms, committed }) => {
       recordCommit(metrics, receivedByKind, outcome, items, ms)
       receivedByKind.clear()
-      if (config.FERRY_INGEST_CONFIRM) confirm(committed)
+      confirmer?.committed(committed, outcome)
       if (outcome.dropped) log.warn({ dropped: outcome.dropped }, 'buffer full: dropped the oldest undelivered readings')
       log.debug({ items, ...outcome, ms }, 'committed')
       if (outcome.stored) opts.onStored()
@@ -110,6 +113,10 @@ export function createIngest(opts: IngestOptions): Ingest {
     clientId: config.FERRY_MQTT_CLIENT_ID,
     keepaliveS: config.FERRY_MQTT_KEEPALIVE_S,
     sessionExpiryS: config.FERRY_MQTT_SESSION_EXPIRY_S,
+    shareGroup: config.FERRY_MQTT_SHARE_GROUP,
+    onRefused: (err) => {
+      state.lastError = { code: err.code, message: err.message, at: Date.now() }
+    },
     receiveMaximum: config.FERRY_INGEST_BATCH_MAX,
     log: log.child({ component: 'mqtt' }),
     onMessage: (topic, payload, release) => {
@@ -132,16 +139,18 @@ export function createIngest(opts: IngestOptions): Ingest {
     },
   })
 
-  /** Commit confirmations (docs/delivery.md): QoS 0, retained; a lost one costs the device a resend. */
-  function confirm(committed: readonly IngestItem[]) {
-    for (const c of confirmationsFor(committed)) {
+  /** Confirmations (docs/delivery.md): QoS 0, retained; a lost one costs the device a resend. */
+  const mode = confirmMode(config)
+  const confirmer =
+    mode &&
+    createConfirmer(mode, buffer, (c) => {
       subscriber.client.publish(ackTopic(c.device), encodeConfirmation(c), { qos: 0, retain: true })
       metrics.confirmations.inc()
-    }
-  }
+    })
 
   return {
     subscriber,
+    settled: () => confirmer?.settled(),
     start: () => subscriber.start(),
     async stop() {
       paused.stop()

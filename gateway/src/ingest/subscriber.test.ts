@@ -245,3 +245,45 @@ t.test('stop takes no more messages, flushes (commit + release), then disconnect
   t.equal(received.length, 1, 'nothing is taken after stop')
   t.equal(fake.handedOver, 1, 'and MQTT.js is not called back, so the broker keeps the message')
 })
+
+t.test('FERRY_MQTT_SHARE_GROUP: subscribes through $share/<group>/ with a session that ends at disconnect', async (t) => {
+  const { fake, connection } = setup(t, { shareGroup: 'site' })
+  t.equal(fake.options.clean, true, 'clean start: no session survives the replica')
+  t.equal((fake.options.properties as { sessionExpiryInterval?: number }).sessionExpiryInterval, 0, 'session expiry 0: it ends with the connection')
+  fake.connack(false)
+  await new Promise((r) => setImmediate(r))
+  const device = fake.subscriptions.find((s) => Array.isArray(s.topic))
+  t.same(device?.topic, SUBSCRIPTIONS.map((f) => `$share/site/${f}`))
+  t.same(connection, [true])
+})
+
+t.test('without a share group: the persistent session and the plain topic filters', async (t) => {
+  const { fake } = setup(t)
+  t.equal(fake.options.clean, false)
+  t.equal((fake.options.properties as { sessionExpiryInterval?: number }).sessionExpiryInterval, 3600)
+  fake.connack(false)
+  await new Promise((r) => setImmediate(r))
+  t.same(fake.subscriptions.find((s) => Array.isArray(s.topic))?.topic, [...SUBSCRIPTIONS])
+})
+
+t.test('a broker without shared subscriptions (SUBACK 0x9e) is reported naming FERRY_MQTT_SHARE_GROUP', async (t) => {
+  const refused: Array<{ code: string; message: string }> = []
+  const { fake, connection } = setup(t, { shareGroup: 'site', onRefused: (e) => refused.push(e) })
+  fake.suback = Object.assign(new Error('Subscribe error: Shared Subscriptions not supported'), { code: 0x9e })
+  fake.connack(false)
+  await new Promise((r) => setImmediate(r))
+  t.equal(refused.length, 1)
+  t.equal(refused[0]?.code, 'FERRY_ERR_MQTT_SHARE_REFUSED')
+  t.match(refused[0]?.message, /FERRY_MQTT_SHARE_GROUP=site/)
+  t.same(connection, [], 'not ready: nothing is received')
+})
+
+t.test('a subscription refused as not authorised (0x87) names the ACL', async (t) => {
+  const refused: Array<{ code: string; message: string }> = []
+  const { fake } = setup(t, { onRefused: (e) => refused.push(e) })
+  fake.suback = Object.assign(new Error('Subscribe error: Not authorized'), { code: 0x87 })
+  fake.connack(false)
+  await new Promise((r) => setImmediate(r))
+  t.equal(refused[0]?.code, 'FERRY_ERR_MQTT_SUBSCRIBE_DENIED')
+  t.match(refused[0]?.message, /mosquitto\/acl/)
+})

@@ -9,6 +9,11 @@ export interface SubscriberOptions {
   clientId: string
   keepaliveS: number
   sessionExpiryS: number
+  /**
+   * FERRY_MQTT_SHARE_GROUP: subscribe through `$share/<group>/…` with a session that ends at
+   * disconnect (docs/scale-out.md#sessions); unset, a persistent session of its own.
+   */
+  shareGroup?: string | undefined
   /** MQTT 5 Receive Maximum: how many unacknowledged messages the broker may send us (the most one commit can group). */
   receiveMaximum: number
   log: Logger
@@ -17,6 +22,8 @@ export interface SubscriberOptions {
   /** The broker's `$SYS/broker/publish/messages/dropped` counter. */
   onBrokerDropped?(count: number): void
   onConnectionChange?(connected: boolean): void
+  /** The broker refused the subscriptions for a reason retrying will not fix (e.g. no shared subscriptions). */
+  onRefused?(err: FerryError): void
 }
 
 export interface Subscriber {
@@ -31,6 +38,32 @@ export interface Subscriber {
 }
 
 const BACKOFF_MIN_MS = 1000
+
+/** MQTT 5 SUBACK reason codes that name a configuration problem rather than a passing one. */
+const SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9e
+const NOT_AUTHORIZED = 0x87
+
+/** The device topic filters, through the shared subscription when the gateway is one of a group. */
+export function subscriptionFilters(shareGroup: string | undefined): string[] {
+  return SUBSCRIPTIONS.map((f) => (shareGroup ? `$share/${shareGroup}/${f}` : f))
+}
+
+/** Says what to change when the broker refuses the subscriptions. */
+export function refusalError(code: number | undefined, shareGroup: string | undefined, message: string): FerryError | undefined {
+  if (shareGroup && code === SHARED_SUBSCRIPTIONS_NOT_SUPPORTED) {
+    return new FerryError(
+      'FERRY_ERR_MQTT_SHARE_REFUSED',
+      `the broker does not support shared subscriptions (SUBACK 0x9e), which FERRY_MQTT_SHARE_GROUP=${shareGroup} needs: use an MQTT 5 broker with shared subscriptions (Mosquitto >= 2.0, EMQX) or unset FERRY_MQTT_SHARE_GROUP to run a single gateway (docs/scale-out.md).`,
+    )
+  }
+  if (code === NOT_AUTHORIZED) {
+    return new FerryError(
+      'FERRY_ERR_MQTT_SUBSCRIBE_DENIED',
+      `the broker refused the gateway's subscriptions (not authorised: ${message}): its ACL must give this certificate's CN the gateway's rights (mosquitto/acl: user ferry-gateway and ferry-gateway-1 ... 9)${shareGroup ? `, for the shared subscriptions $share/${shareGroup}/... too` : ''}.`,
+    )
+  }
+  return undefined
+}
 const BACKOFF_MAX_MS = 30_000
 
 type SendPacket = (packet: Packet, cb?: (err?: Error) => void, ...rest: unknown[]) => void
@@ -67,6 +100,12 @@ export function assertAckHook(client: unknown): void {
  * Mosquitto forgets the session at disconnect: docs/mqtt.md#durable-sessions-and-queues), fixed
  * client id, QoS 1 subscriptions, mutual TLS.
  *
+ * One of a share group (FERRY_MQTT_SHARE_GROUP) instead: clean start and session expiry 0, so the
+ * session, and with it the replica's share of the messages, ends when the connection does. A
+ * persistent member would keep being assigned shares while it is dead (Mosquitto), or hold them until
+ * its session expires (EMQX); devices resend whatever no replica confirmed, so nothing depends on the
+ * broker's queue (docs/scale-out.md#sessions).
+ *
  * Acknowledgement after commit. MQTT.js sends a PUBACK when `handleMessage` calls back, and hands over
  * the next message only after that, so acking after each commit would mean one commit (one fsync with
  * synchronous=FULL) per message. Instead `handleMessage` calls back at once and the PUBACK MQTT.js
@@ -86,12 +125,12 @@ export function createSubscriber(options: SubscriberOptions, connect: (url: stri
   const clientOpts: IClientOptions = {
     manualConnect: true,
     clientId: options.clientId,
-    clean: false,
+    clean: !!options.shareGroup,
     protocolVersion: 5,
     keepalive: options.keepaliveS,
     reconnectPeriod: BACKOFF_MIN_MS,
     connectTimeout: 15_000,
-    properties: { sessionExpiryInterval: options.sessionExpiryS, receiveMaximum: options.receiveMaximum },
+    properties: { sessionExpiryInterval: options.shareGroup ? 0 : options.sessionExpiryS, receiveMaximum: options.receiveMaximum },
     ca: options.tls.ca,
     cert: options.tls.cert,
     key: options.tls.key,
@@ -153,9 +192,11 @@ export function createSubscriber(options: SubscriberOptions, connect: (url: stri
       options.onConnectionChange?.(true)
     }
     if (ack.sessionPresent) return ready()
-    client.subscribe([...SUBSCRIPTIONS], { qos: 1 }, (err) => {
+    client.subscribe(subscriptionFilters(options.shareGroup), { qos: 1 }, (err) => {
       if (!err) return ready()
-      log.error({ err }, 'subscribing failed; reconnecting')
+      const refused = refusalError((err as { code?: number }).code, options.shareGroup, err.message)
+      if (refused) options.onRefused?.(refused)
+      log.error({ err: refused ?? err }, 'subscribing failed; reconnecting')
       client.end(true, () => client.reconnect())
     })
   })

@@ -1,5 +1,7 @@
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { ConfigError } from '../../../common/src/errors.js'
+import { parseGatewayCn } from '../../../common/src/ids.js'
 import type { Logger } from '../../../common/src/logger.js'
 import type { SubscriberOptions } from './subscriber.js'
 
@@ -24,4 +26,25 @@ export function readMqttTls(
   const tls = { ca: read('FERRY_MQTT_CA'), cert: read('FERRY_MQTT_CERT'), key: read('FERRY_MQTT_KEY'), rejectUnauthorized: !config.FERRY_MQTT_TLS_INSECURE }
   if (config.FERRY_MQTT_TLS_INSECURE) log.warn('FERRY_MQTT_TLS_INSECURE=true: the broker certificate is NOT verified. Development only.')
   return tls
+}
+
+/**
+ * A replica's number from its client certificate (CN=ferry-gateway → 0, ferry-gateway-<n> → n): the
+ * broker knows a client by its CN, so it is the one identity every replica surely has and no two
+ * share. Point times depend on it (buffer/ring-buffer.ts `sharedPointTime`).
+ */
+export function replicaNumber(cert: Buffer | undefined, certPath: string): number {
+  let cn: string | undefined
+  try {
+    cn = cert ? /(?:^|\n)CN=([^\n]*)/.exec(new X509Certificate(cert).subject)?.[1] : undefined
+  } catch (err) {
+    throw new ConfigError(`FERRY_MQTT_CERT: ${certPath} is not a PEM certificate (${(err as Error).message}); point it at the replica certificate from "ferry pki gateway <n>".`, { cause: err })
+  }
+  const n = cn === undefined ? null : parseGatewayCn(cn)
+  if (n === null) {
+    throw new ConfigError(
+      `FERRY_MQTT_SHARE_GROUP needs each replica to use its own gateway certificate (CN=ferry-gateway-<n>, n = 1…9), but FERRY_MQTT_CERT (${certPath}) has CN=${JSON.stringify(cn ?? '')}: issue one with "ferry pki gateway <n> --dir <pki dir>" (docs/scale-out.md).`,
+    )
+  }
+  return n
 }

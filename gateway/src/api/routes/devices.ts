@@ -4,7 +4,7 @@ import type { ApiGateway } from '../app.js'
 import { requireBearer } from '../auth.js'
 import { ApiErrors } from '../errors.js'
 import { DeviceQueries } from '../queries.js'
-import { CommandRecord, Device, DeviceParams, ErrorBody, LedBody, Reading, ReadingsQuery } from '../schemas.js'
+import { CommandRecord, Device, DeviceParams, DeviceScope, ErrorBody, LedBody, Reading, ReadingsQuery } from '../schemas.js'
 
 export interface DeviceRoutesOptions {
   gateway: ApiGateway
@@ -28,7 +28,18 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRoutesOptions> = asyn
   const q = new DeviceQueries(gw.buffer.db, gw.commands.store)
   const unknown = (id: string) => new ApiErrors.NotFound(`no device "${id}" has sent anything to this gateway yet`)
 
-  app.get('/api/devices', { schema: { response: { 200: Type.Object({ devices: Type.Array(Device) }) } } }, async () => ({ devices: q.devices() }))
+  // A replica of a share group knows only the messages its share brought (docs/scale-out.md#what-each-replica-knows).
+  const scope = () => {
+    const r = gw.state.replica
+    if (!r) return { gateway: 'single' as const, note: 'this gateway receives every device message' }
+    return {
+      gateway: 'replica' as const,
+      group: r.group,
+      replica: r.name,
+      note: `one of several gateways sharing the devices (FERRY_MQTT_SHARE_GROUP=${r.group}): devices, readings and LED commands shown are those that reached ${r.name}; ask every replica (or the sink) for the whole picture`,
+    }
+  }
+  app.get('/api/devices', { schema: { response: { 200: Type.Object({ devices: Type.Array(Device), scope: DeviceScope }) } } }, async () => ({ devices: q.devices(), scope: scope() }))
 
   app.get('/api/devices/:id', { schema: { params: DeviceParams, response: { 200: Device, 404: ErrorBody } } }, async (req) => {
     const d = q.device(req.params.id)

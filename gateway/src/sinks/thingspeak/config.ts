@@ -23,6 +23,12 @@ export const thingspeakConfigSchema = Type.Object({
     description: 'One channel per device: comma list of <device>=<channel id>:<write key>[:<read key>]. Devices not listed go to FERRY_THINGSPEAK_CHANNEL_ID. Secret (holds keys).',
   })),
   FERRY_THINGSPEAK_INTERVAL_MS: Type.Integer({ default: 15_000, minimum: 1000, description: 'Least time between two bulk updates of one channel, in ms (ThingSpeak answers 429 to faster calls; 15 s on every account type).' }),
+  FERRY_THINGSPEAK_WRITERS: Type.Integer({
+    default: 1,
+    minimum: 1,
+    maximum: 10,
+    description: 'How many gateways write to the same ThingSpeak channels: the replicas of a share group (FERRY_MQTT_SHARE_GROUP, docs/scale-out.md). Each keeps FERRY_THINGSPEAK_INTERVAL_MS x this between its bulk updates of a channel, so together they stay within the channel\'s rate. Above 1, a restart skips nothing by the channel\'s last entry (another replica may have written it); a repeated created_at is dropped by ThingSpeak. Each replica aggregates its own share, so raise FERRY_THINGSPEAK_WINDOW_MS by the same factor to keep the yearly message count.',
+  }),
   FERRY_THINGSPEAK_MAX_ENTRIES: Type.Integer({ default: 960, minimum: 1, maximum: 14_400, description: 'Most entries in one bulk update: 960 on free accounts, 14,400 on paid ones.' }),
   FERRY_THINGSPEAK_WINDOW_MS: Type.Integer({
     default: 30_000,

@@ -334,3 +334,43 @@ t.test('config problems are reported by name', async (t) => {
   t.throws(() => cfg({ FERRY_THINGSPEAK_WINDOW_MS: '1500' }), { code: 'FERRY_ERR_CONFIG', message: /FERRY_THINGSPEAK_WINDOW_MS/ })
   t.throws(() => cfg({ FERRY_THINGSPEAK_MAX_ENTRIES: '20000' }), { code: 'FERRY_ERR_CONFIG', message: /FERRY_THINGSPEAK_MAX_ENTRIES/ })
 })
+
+t.test('FERRY_THINGSPEAK_WRITERS=2: two replicas writing one channel together stay within its interval', async (t) => {
+  const clock = virtualClock()
+  const f = await startFakeThingSpeak(t, { channels: [CH], now: clock.now, intervalMs: 15_000 })
+  const replicas = [0, 1].map(() => {
+    const sink = createThingSpeakSink(cfg({ FERRY_THINGSPEAK_URL: f.url, FERRY_THINGSPEAK_CHANNEL_ID: CH.id, FERRY_THINGSPEAK_WRITE_KEY: CH.writeKey, FERRY_THINGSPEAK_READ_KEY: CH.readKey, FERRY_THINGSPEAK_WRITERS: '2' }), clock)
+    t.teardown(() => sink.close())
+    return sink
+  })
+  // Turn by turn, as two drainers on one shared clock: each replica's own spacing (2 x 15 s), offset
+  // by half of it, leaves 15 s between any two calls to the channel.
+  let firstId = 1
+  for (let round = 0; round < 4; round++) {
+    for (const sink of replicas) {
+      const rows = makeRows(2, { firstId, startUs: Date.UTC(2026, 0, 1) * 1000 + firstId * 60e6 })
+      firstId += 2
+      t.same((await sink.write(rows, signal())).accepted, rows.map((r) => r.id))
+      if (round === 0 && sink === replicas[0]) clock.advance(15_000)
+    }
+  }
+  t.equal(f.bulkCalls(CH.id).length, 8)
+  assertSpacing(t, f, CH.id, 15_000)
+  for (const sink of replicas) {
+    const own = f.bulkCalls(CH.id).filter((_, i) => i % 2 === replicas.indexOf(sink))
+    for (let i = 1; i < own.length; i++) t.ok(own[i]!.at - own[i - 1]!.at >= 30_000, 'each replica waits twice the interval')
+  }
+})
+
+t.test('FERRY_THINGSPEAK_WRITERS=2: a restarted replica skips nothing by the channel\'s last entry (another replica may have written it)', async (t) => {
+  const { f, sink: other, clock } = await setup(t)
+  const mine = makeRows(3, { firstId: 1, startUs: Date.UTC(2026, 0, 1) * 1000 })
+  const theirs = makeRows(1, { firstId: 1, startUs: Date.UTC(2026, 0, 2) * 1000 })
+  await other.write(theirs, signal()) // the other replica wrote a later entry
+  clock.advance(60_000)
+  const restarted = createThingSpeakSink(cfg({ FERRY_THINGSPEAK_URL: f.url, FERRY_THINGSPEAK_CHANNEL_ID: CH.id, FERRY_THINGSPEAK_WRITE_KEY: CH.writeKey, FERRY_THINGSPEAK_READ_KEY: CH.readKey, FERRY_THINGSPEAK_WRITERS: '2' }), clock)
+  t.teardown(() => restarted.close())
+  await restarted.resume(signal())
+  t.same((await restarted.write(mine, signal())).accepted, mine.map((r) => r.id))
+  t.equal(f.feed(CH.id).length, 4, 'its own three readings reached the channel, older than the other replica\'s entry')
+})

@@ -5,7 +5,9 @@
  *
  * Account limits are enforced here, not discovered by being refused:
  * - bulk calls to one channel are at least `FERRY_THINGSPEAK_INTERVAL_MS` apart (measured from the
- *   previous answer), waited out inside `write` with the injectable clock;
+ *   previous answer), waited out inside `write` with the injectable clock; with several replicas
+ *   writing the same channel (`FERRY_THINGSPEAK_WRITERS` = n), n times that, so the channel sees at
+ *   most its allowed rate from all of them together (docs/scale-out.md#thingspeak);
  * - at most `FERRY_THINGSPEAK_MAX_ENTRIES` entries per call; the rest of the batch stays retryable;
  * - 429 → retryable after Retry-After (or one interval: ThingSpeak documents no header);
  *   402 (yearly quota spent) → retryable with class `quota_exhausted` and a long pause; data kept.
@@ -73,7 +75,10 @@ export class ThingSpeakSink implements Sink {
     for (const target of targets.values()) {
       const last = await this.readLast(target, signal)
       const channel = target.channelId
-      if (last.kind === 'entry') {
+      if (last.kind === 'entry' && this.cfg.FERRY_THINGSPEAK_WRITERS > 1) {
+        // Another replica may have written that entry: rows of ours up to it may never have been sent.
+        this.deps.log.info({ channel, lastEntry: isoSeconds(last.createdAtS), writers: this.cfg.FERRY_THINGSPEAK_WRITERS }, 'thingspeak channel shared by several gateways (FERRY_THINGSPEAK_WRITERS): nothing skipped on restart; a reading sent just before a crash may be sent again, and ThingSpeak drops a repeated created_at')
+      } else if (last.kind === 'entry') {
         this.held.set(channel, Math.max(last.createdAtS, this.held.get(channel) ?? -Infinity))
         this.resumeHeld.set(channel, last.createdAtS)
         this.deps.log.info({ channel, lastEntry: isoSeconds(last.createdAtS) }, 'thingspeak channel read; older readings count as delivered')
@@ -232,7 +237,7 @@ export class ThingSpeakSink implements Sink {
   private async waitTurn(channelId: string, signal: AbortSignal): Promise<void> {
     const last = this.lastCallAt.get(channelId)
     if (last === undefined) return
-    const wait = last + this.cfg.FERRY_THINGSPEAK_INTERVAL_MS - this.deps.now()
+    const wait = last + this.cfg.FERRY_THINGSPEAK_INTERVAL_MS * this.cfg.FERRY_THINGSPEAK_WRITERS - this.deps.now()
     if (wait > 0) await this.deps.sleep(wait, signal)
   }
 
