@@ -25,6 +25,9 @@ until the gateway confirms on sensors/<id>/ack that it committed it (docs/delive
   --ack-fallback <d>      no confirmation at all this long after the first PUBACK on a
                           connection: the gateway does not confirm, so release readings on
                           the broker's PUBACK (confirm=broker) until one comes (default 60s)
+  --ack-reorder <d>       a confirmation of a later reading marks an earlier unconfirmed one
+                          for sending again only once its PUBACK is this old: gateway
+                          replicas confirm out of order (default 1s; 0 = at once)
   --offline-after <d>     simulate losing the network after this long (e.g. 20s)
   --offline-for <d>       ... and getting it back after this long (default 30s)
   --state <dir>           persisted state: boot counter, firmware version
@@ -68,6 +71,7 @@ export function parseDeviceSimArgs(argv: string[]): { options: Omit<DeviceSimOpt
       buffer: { type: 'string' },
       'ack-timeout': { type: 'string' },
       'ack-fallback': { type: 'string' },
+      'ack-reorder': { type: 'string' },
       'offline-after': { type: 'string' },
       'offline-for': { type: 'string' },
       state: { type: 'string' },
@@ -96,6 +100,7 @@ export function parseDeviceSimArgs(argv: string[]): { options: Omit<DeviceSimOpt
   if (buffer < 1) throw new UsageError('--buffer must be at least 1')
   const ackTimeoutMs = values['ack-timeout'] === undefined ? undefined : positiveDuration('ack-timeout', values['ack-timeout'])
   const ackFallbackMs = values['ack-fallback'] === undefined ? undefined : positiveDuration('ack-fallback', values['ack-fallback'])
+  const ackReorderMs = values['ack-reorder'] === undefined ? undefined : parseDuration(values['ack-reorder'])
 
   let ota: DeviceSimOptions['ota']
   if (values['ota-url']) {
@@ -135,6 +140,7 @@ export function parseDeviceSimArgs(argv: string[]): { options: Omit<DeviceSimOpt
       bufferCapacity: buffer,
       ...(ackTimeoutMs !== undefined ? { ackTimeoutMs } : {}),
       ...(ackFallbackMs !== undefined ? { ackFallbackMs } : {}),
+      ...(ackReorderMs !== undefined ? { ackReorderMs } : {}),
       protocolVersion: mqttVersion === '5' ? 5 : 4,
       factory: { version, secureVersion: positiveNumber('secure-version', values['secure-version'], 0, true) },
       ...(ota ? { ota } : {}),

@@ -10,7 +10,8 @@ interface Item {
 const NEVER = 1e12
 
 function outbox(opts: Partial<OutboxOptions> = {}): DeviceOutbox<Item> {
-  return new DeviceOutbox<Item>({ capacity: 100, boot: 7, ackTimeoutMs: NEVER, ackTimeoutMaxMs: NEVER, ackFallbackMs: NEVER, ...opts })
+  // No reorder window unless a test sets one: most tests confirm at the moment of the PUBACK.
+  return new DeviceOutbox<Item>({ capacity: 100, boot: 7, ackTimeoutMs: NEVER, ackTimeoutMaxMs: NEVER, ackFallbackMs: NEVER, ackReorderMs: 0, ...opts })
 }
 
 function pushSeqs(o: DeviceOutbox<Item>, from: number, to: number): void {
@@ -96,6 +97,32 @@ t.test('rule 3: held readings sent before a released one are sent again, in orde
   pubackAll(o, again)
   t.same(seqsOf(o.confirm({ boot: 7, seqs: [[3, 4], [6, 6]] }, 0).released), [3, 4, 6])
   t.same(sendAll(o), [], 'nothing was sent before 3 and 4 that is still held')
+})
+
+t.test('rule 3: out-of-order confirmations within the reorder window mark nothing; a real gap is resent after it', async (t) => {
+  // Gateway replicas confirm independently (docs/scale-out.md): 5..9 may be confirmed before 1..4.
+  const o = outbox({ ackReorderMs: 1000 })
+  pushSeqs(o, 1, 12)
+  pubackAll(o, sendAll(o, 0), 0)
+  let r = o.confirm({ boot: 7, seqs: [[5, 9]] }, 999)
+  t.same(seqsOf(r.released), [5, 6, 7, 8, 9])
+  t.equal(r.remarked, 0, '1..4 were PUBACKed 999 ms ago: inside the window')
+  r = o.confirm({ boot: 7, seqs: [[1, 4]] }, 1200)
+  t.equal(r.remarked, 0)
+  r = o.confirm({ boot: 7, seqs: [[11, 11]] }, 1500)
+  t.equal(r.remarked, 1, '10 is older than the window now: lost, sent again')
+  t.same(seqsOf(sendAll(o, 1500)), [10])
+})
+
+t.test('rule 3: the reorder window defaults to 1 s', async (t) => {
+  const o = new DeviceOutbox<Item>({ capacity: 10, boot: 7 })
+  pushSeqs(o, 1, 2)
+  pubackAll(o, sendAll(o, 0), 0)
+  t.equal(o.confirm({ boot: 7, seqs: [[2, 2]] }, 999).remarked, 0)
+  t.equal(o.confirm({ boot: 7, seqs: [[2, 2]] }, 1000).remarked, 0, 'a duplicate releases nothing, so it marks nothing')
+  o.push({ seq: 3 })
+  pubackAll(o, sendAll(o, 1000), 1000)
+  t.equal(o.confirm({ boot: 7, seqs: [[3, 3]] }, 1000).remarked, 1)
 })
 
 t.test('rule 3: a confirmation of a reading in flight (an older copy) marks nothing for sending again', async (t) => {

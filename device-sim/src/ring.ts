@@ -18,8 +18,9 @@
  *    `capacity + window`.
  * 2. `next`: the oldest unsent reading, with a new send number.
  * 3. `confirm`: a confirmation for the current boot releases every held reading inside its ranges; a
- *    reading still held that was sent (and PUBACKed) before the latest PUBACKed send of a released one
- *    was lost on the way, and is marked unsent. In-flight readings take no part: on one connection a
+ *    reading still held that was sent (and PUBACKed) before the latest PUBACKed send of a released one,
+ *    its PUBACK at least `ackReorderMs` ago, was lost on the way, and is marked unsent. A younger one is
+ *    left for a later confirmation: gateway replicas confirm independently (docs/scale-out.md). In-flight readings take no part: on one connection a
  *    PUBACK comes before any confirmation of a later publish, so a reading in flight when a
  *    confirmation covers it was confirmed as an older copy, and says nothing about what came before.
  * 4. `connected`: after every (re)connect everything held is unsent again, in order.
@@ -89,6 +90,8 @@ export interface OutboxOptions {
   ackTimeoutMaxMs?: number
   /** Rule 6: no confirmation this long after a connection's first PUBACK means "broker" mode; default 60 s. */
   ackFallbackMs?: number
+  /** Rule 3: only readings PUBACKed at least this long ago count as lost; default 1 s. */
+  ackReorderMs?: number
 }
 
 /** A publish to make: `item`, under send number `send` (hand it back to `puback`/`publishFailed`). */
@@ -141,6 +144,8 @@ interface Slot<T> {
   send: number
   /** Its last publish got a PUBACK. */
   pubacked: boolean
+  /** When that PUBACK came (rule 3's reorder window). */
+  pubackMs: number
   /** Published at least once (so the next publish is a resend). */
   everSent: boolean
 }
@@ -161,6 +166,7 @@ export class DeviceOutbox<T extends { readonly seq: number }> {
   private readonly timeoutMs: number
   private readonly timeoutMaxMs: number
   private readonly fallbackMs: number
+  private readonly reorderMs: number
   // A plain array, oldest first: capacities are thousands of small objects, and V8 trims the front
   // of an array in place on shift(), so drop-oldest stays cheap without ring index arithmetic.
   private slots: Array<Slot<T>> = []
@@ -186,6 +192,7 @@ export class DeviceOutbox<T extends { readonly seq: number }> {
     this.timeoutMs = positive('ackTimeoutMs', opts.ackTimeoutMs ?? 10_000)
     this.timeoutMaxMs = Math.max(this.timeoutMs, positive('ackTimeoutMaxMs', opts.ackTimeoutMaxMs ?? 300_000))
     this.fallbackMs = positive('ackFallbackMs', opts.ackFallbackMs ?? 60_000)
+    this.reorderMs = Math.max(0, opts.ackReorderMs ?? 1000)
     this.period = this.timeoutMs
   }
 
@@ -199,7 +206,7 @@ export class DeviceOutbox<T extends { readonly seq: number }> {
       dropped.push(slot!.item)
     }
     this.totals.dropped += dropped.length
-    this.slots.push({ item, send: 0, pubacked: false, everSent: false })
+    this.slots.push({ item, send: 0, pubacked: false, pubackMs: 0, everSent: false })
     this.unsentCount++
     return dropped
   }
@@ -247,6 +254,7 @@ export class DeviceOutbox<T extends { readonly seq: number }> {
     if (!slot) return []
     this.inflightBySend.delete(send)
     slot.pubacked = true
+    slot.pubackMs = nowMs
     this.firstPubackMs ??= nowMs
     if (this.currentMode === 'gateway') return []
     return this.release((s) => s === slot, false)
@@ -275,7 +283,7 @@ export class DeviceOutbox<T extends { readonly seq: number }> {
     }, true)
     let remarked = 0
     for (const slot of this.slots) {
-      if (slot.pubacked && slot.send < latest) {
+      if (slot.pubacked && slot.send < latest && nowMs - slot.pubackMs >= this.reorderMs) {
         this.markUnsent(slot)
         remarked++
       }

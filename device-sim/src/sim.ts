@@ -106,6 +106,8 @@ export interface DeviceSimOptions {
   ackTimeoutMaxMs?: number
   /** Rule 6: no confirmation this long after a connection's first PUBACK: release on PUBACK instead; default 60 s. */
   ackFallbackMs?: number
+  /** Rule 3: only readings PUBACKed at least this long ago count as lost; default 1 s. */
+  ackReorderMs?: number
   /** MQTT protocol: 4 (3.1.1, default, as esp-mqtt and arduino-mqtt use) or 5. */
   protocolVersion?: 4 | 5
   keepaliveS?: number
@@ -494,7 +496,7 @@ export class DeviceSim extends EventEmitter {
 
   private makeOutbox(boot: number): DeviceOutbox<Entry> {
     const o = this.opts
-    return new DeviceOutbox<Entry>({ capacity: o.bufferCapacity ?? 1000, boot, window: o.inflightWindow, ackTimeoutMs: o.ackTimeoutMs, ackTimeoutMaxMs: o.ackTimeoutMaxMs, ackFallbackMs: o.ackFallbackMs })
+    return new DeviceOutbox<Entry>({ capacity: o.bufferCapacity ?? 1000, boot, window: o.inflightWindow, ackTimeoutMs: o.ackTimeoutMs, ackTimeoutMaxMs: o.ackTimeoutMaxMs, ackFallbackMs: o.ackFallbackMs, ackReorderMs: o.ackReorderMs })
   }
 
   /** Hands unsent readings to MQTT, oldest first, keeping at most the window awaiting PUBACK; then sets the outbox timer. */

@@ -116,6 +116,15 @@
 #define FERRY_ACK_TIMEOUT_MAX_MS 300000
 #endif
 
+// FERRY_ACK_REORDER_MS (int, ms)
+//   A confirmation that releases a reading marks held readings published before it for sending
+//   again (they were lost on the way), but only those published at least this long ago: gateway
+//   replicas confirm independently, so their confirmations may arrive out of order
+//   (docs/delivery.md rule 3, docs/scale-out.md).
+#ifndef FERRY_ACK_REORDER_MS
+#define FERRY_ACK_REORDER_MS 1000
+#endif
+
 // FERRY_ACK_FALLBACK_MS (int, ms)
 //   When no confirmation at all (live or retained, any boot) has arrived this long after the first
 //   PUBACK of a connection, the gateway is taken for an old one that does not confirm commits and

@@ -269,6 +269,7 @@ void setup() {
   oo.ack_timeout_ms = FERRY_ACK_TIMEOUT_MS;
   oo.ack_timeout_max_ms = FERRY_ACK_TIMEOUT_MAX_MS;
   oo.fallback_ms = FERRY_ACK_FALLBACK_MS;
+  oo.reorder_ms = FERRY_ACK_REORDER_MS;
   g_outbox.reset(new ferry::Outbox(g_topics->telemetry, g_boot_count, oo));
 
   ferry::BootVerifier::Options bo;

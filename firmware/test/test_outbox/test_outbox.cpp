@@ -150,6 +150,33 @@ TEST_SUITE("outbox") {
     CHECK(s.box.held() == 0);
   }
 
+  TEST_CASE("rule 3: confirmations out of order within the reorder window re-mark nothing; the gap is resent after it") {
+    // Gateway replicas confirm independently (docs/scale-out.md): 5..9 may be confirmed by one
+    // replica before another confirms 1..4, although nothing was lost.
+    Sent s(1, 12, 0, ferry::OutboxOptions{});
+    ferry::ConfirmResult r = s.box.on_confirmation(confirm(kBoot, {{5, 9}}), 999);
+    CHECK(r.released == 5);
+    CHECK(r.remarked == 0);  // 1..4 were sent 999 ms ago: inside the 1000 ms window
+    CHECK(s.box.unsent() == 0);
+    r = s.box.on_confirmation(confirm(kBoot, {{1, 4}}), 1200);
+    CHECK(r.released == 4);
+    CHECK(r.remarked == 0);
+    // 10 really was lost: once it is older than the window, the next confirmation re-marks it.
+    r = s.box.on_confirmation(confirm(kBoot, {{11, 11}}), 1500);
+    CHECK(r.remarked == 1);
+    std::size_t before = s.broker.sent.size();
+    CHECK(s.box.pump(s.broker, 1500, 100) == 1);
+    CHECK(seqs_sent(s.broker, before) == std::vector<uint32_t>{10});
+    CHECK(s.box.held() == 2);  // 10 (resent) and 12 (on its way)
+  }
+
+  TEST_CASE("rule 3: reorder_ms = 0 re-marks at once") {
+    ferry::OutboxOptions opts;
+    opts.reorder_ms = 0;
+    Sent s(1, 3, 0, opts);
+    CHECK(s.box.on_confirmation(confirm(kBoot, {{3, 3}}), 0).remarked == 2);
+  }
+
   TEST_CASE("rule 4: after a reconnect every unconfirmed reading is sent again, in order") {
     Sent s(0, 5);
     s.box.on_confirmation(confirm(kBoot, {{0, 1}}), 500);

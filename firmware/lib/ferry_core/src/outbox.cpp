@@ -149,10 +149,11 @@ ConfirmResult Outbox::on_confirmation(const Confirmation& c, uint32_t now_ms) {
     return true;
   });
   if (!any_sent) return res;
-  // Rule 3: what was sent before a released reading and is still held did not reach the gateway.
+  // Rule 3: what was sent before a released reading and is still held did not reach the gateway,
+  // once it is older than the reorder window (replicas confirm independently: docs/scale-out.md).
   for (std::size_t i = 0; i < size_; ++i) {
     Entry& e = at(i);
-    if (e.send != 0 && sent_before(e.send, latest)) {
+    if (e.send != 0 && sent_before(e.send, latest) && elapsed(now_ms, e.sent_ms, opts_.reorder_ms)) {
       mark_unsent(e);
       ++res.remarked;
     }
@@ -179,6 +180,7 @@ std::size_t Outbox::pump(Transport& t, uint32_t now_ms, std::size_t max) {
     if (e.send != 0) continue;
     if (!t.publish(topic_, encode_telemetry(e.r), 1, false)) break;
     e.send = next_send_++;
+    e.sent_ms = now_ms;
     if (next_send_ == 0) next_send_ = 1;  // 0 means "not sent"
     --unsent_;
     ++sent;

@@ -5,7 +5,7 @@
 //
 // RAM only: it survives a lost connection, not a reset (docs/firmware-notes.md#offline-buffer).
 // Storage is allocated once, up front: `capacity` entries of 32 bytes (a 24-byte Reading, its 4-byte
-// send number, 4 bytes of padding), so the firmware's default of 2048 readings costs 64 KiB of heap.
+// send number, its 4-byte send time), so the firmware's default of 2048 readings costs 64 KiB of heap.
 //
 // Lifecycle, as the glue drives it (one task; none of these may be called from inside
 // Transport::publish, so confirmations that arrive during a blocking publish are queued by the
@@ -71,6 +71,9 @@ struct OutboxOptions {
   uint32_t ack_timeout_ms = 10000;      ///< first probe this long after the oldest was sent (rule 5)
   uint32_t ack_timeout_max_ms = 300000; ///< the probe period doubles up to this
   uint32_t fallback_ms = 60000;         ///< no confirmation this long after a connection's first PUBACK: rule 6
+  /// Rule 3 re-marks a held reading only once it was sent at least this long ago: gateway replicas
+  /// confirm independently (docs/scale-out.md), so a later reading's confirmation may come first.
+  uint32_t reorder_ms = 1000;
 };
 
 /// What one confirmation did.
@@ -96,8 +99,10 @@ class Outbox {
   void on_connected();
 
   /// Rules 3 and 6. A confirmation for the current boot releases every held reading inside its
-  /// ranges; a held reading whose last send came before the latest send of a released one was lost
-  /// on the way (MQTT keeps order on one session), so it is marked for sending again. Any
+  /// ranges; a held reading whose last send came before the latest send of a released one, at least
+  /// `reorder_ms` ago, was lost on the way (MQTT keeps order on one session), so it is marked for
+  /// sending again (a younger one is left for a later confirmation: replicas may confirm out of
+  /// order). Any
   /// confirmation, of any boot, switches to ConfirmMode::Gateway and counts as heard on this
   /// connection; one for the current boot also resets the probe period (rule 5).
   /// Precondition: `c` came from parse_confirmation (ranges ascending and disjoint).
@@ -143,6 +148,7 @@ class Outbox {
   struct Entry {
     Reading r;
     uint32_t send = 0;
+    uint32_t sent_ms = 0;  ///< when it was last published (rule 3's reorder window)
   };
 
   Entry& at(std::size_t i) { return slots_[(head_ + i) % slots_.size()]; }
