@@ -30,6 +30,19 @@ export const OTHER_KNOWN_NAMES = {
     'FERRY_GRAFANA_ADMIN_PASSWORD',
     'FERRY_IMAGE_TAG',
   ],
+  /**
+   * The EMQX scale-out example (deploy/emqx/docker-compose.yml): the cluster's Erlang cookie and where
+   * each broker node and each gateway replica is published. Its replicas read the same ../../.env.
+   */
+  emqxExample: [
+    'FERRY_EMQX_COOKIE',
+    'FERRY_PUBLISH_MQTT_1',
+    'FERRY_PUBLISH_MQTT_2',
+    'FERRY_PUBLISH_MQTT_3',
+    'FERRY_PUBLISH_HTTP_1',
+    'FERRY_PUBLISH_HTTP_2',
+    'FERRY_PUBLISH_HTTP_3',
+  ],
   /** scripts/bootstrap.sh (npm test, npm run demo, npm run bench): skip the Debian packages step. */
   bootstrap: ['FERRY_SKIP_APT'],
   /**
