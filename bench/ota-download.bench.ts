@@ -107,6 +107,8 @@ async function run(ctx: BenchContext): Promise<Result[]> {
       FERRY_OTA_PUB: join(root, 'keys/release.pub'),
       FERRY_OTA_DOWNLOAD_RATE_LIMIT_MAX: '1000000',
       FERRY_OTA_MAX_DOWNLOADS: '64',
+      // Every curl client presents dev1's certificate, standing for several devices.
+      FERRY_OTA_MAX_DOWNLOADS_PER_DEVICE: '64',
       FERRY_LOG_LEVEL: 'warn',
       FERRY_ENV_FILE: join(root, 'no.env'),
     })

@@ -3,6 +3,7 @@ import type { ServerOptions as HttpsOptions } from 'node:https'
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { silentLogger, type Logger } from '../../common/src/logger.js'
+import { perDeviceDownloads } from './http/download-slots.js'
 import { peerCommonName, type Identify } from './http/identity.js'
 import { otaRoutes } from './routes/ota.js'
 import { ImageStore } from './store/images.js'
@@ -25,6 +26,8 @@ export interface OtaAppDeps {
   apiToken?: string
   rateLimit?: { max: number; downloadMax: number; windowMs: number }
   maxDownloads?: number
+  /** Concurrent image downloads one device may hold (FERRY_OTA_MAX_DOWNLOADS_PER_DEVICE). */
+  maxDownloadsPerDevice?: number
   retryAfterS?: number
 }
 
@@ -41,8 +44,8 @@ export async function buildApp(deps: OtaAppDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     // Refuse unknown fields instead of silently dropping them (Fastify's default removes them).
     ajv: { customOptions: { removeAdditional: false } },
-    // Long enough for a slow device's Range request, short enough that a revoked device's open
-    // connection ends soon after the CRL is reloaded.
+    // Long enough for a slow device's Range request; idle connections are not worth holding longer.
+    // (A revoked device's open connection is closed at the CRL reload: server.ts.)
     keepAliveTimeout: 5_000,
     ...(deps.https ? { https: { minVersion: 'TLSv1.2', ...deps.https, requestCert: true, rejectUnauthorized: true } } : {}),
   }) as unknown as FastifyInstance
@@ -62,6 +65,8 @@ export async function buildApp(deps: OtaAppDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ code: 'FERRY_ERR_OTA_NOT_FOUND', message: 'no such endpoint; see ota-server/README.md' }))
 
   await app.register(rateLimit, { global: false })
+  // Before the routes, so its preHandler reaches them.
+  await app.register(perDeviceDownloads, { identify: deps.identify ?? peerCommonName, max: deps.maxDownloadsPerDevice ?? 2, retryAfterS: deps.retryAfterS ?? 30, routes: ['/ota/images/:name'] })
   await app.register(otaRoutes, {
     releases: new ReleaseStore(layout, { trustedKeys: deps.trustedKeys, log }),
     images: new ImageStore(layout),
