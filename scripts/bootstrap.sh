@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the suite and the demo run for real. FERRY_SKIP_APT=1 skips this step.
 # docker.io and debootstrap: the image test builds and runs the real images (test/docker/).
-APT_PACKAGES=(mosquitto mosquitto-clients openssl curl influxdb libmbedtls-dev doctest-dev g++ make docker.io docker-compose debootstrap chromium)
+# libnss3-tools (certutil): the dashboard test makes Chromium trust the test CA (test/helpers/browser.ts).
+APT_PACKAGES=(mosquitto mosquitto-clients openssl curl influxdb libmbedtls-dev doctest-dev g++ make docker.io docker-compose debootstrap chromium libnss3-tools)
 if [[ "${FERRY_SKIP_APT:-0}" != 1 ]] && command -v dpkg-query >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do

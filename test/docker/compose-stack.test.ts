@@ -190,9 +190,11 @@ t.test('the Raspberry Pi guide on a real Docker engine', { timeout: TIMEOUT_MS }
   t.pass('all three services are healthy')
 
   // ---- step 8: the checks a user makes -------------------------------------------------------------
-  const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`)
-  t.equal(health.status, 200, '/healthz answers 200')
-  t.match(await health.json(), { ok: true, reasons: [] })
+  // The API is HTTPS with the server certificate (it names 127.0.0.1); curl verifies it with the CA.
+  const health = await run('curl', ['-sS', '--max-time', '20', '--cacert', p('ca.crt'), `https://127.0.0.1:${httpPort}/healthz`])
+  t.equal(health.code, 0, `/healthz answers over HTTPS (${health.out.trim()})`)
+  t.match(JSON.parse(health.out), { ok: true, reasons: [] })
+  t.not((await run('curl', ['-sS', '--max-time', '20', `http://127.0.0.1:${httpPort}/healthz`])).code, 0, 'no plain HTTP')
 
   // Security properties of the running containers.
   for (const svc of ['gateway', 'ota-server']) {
@@ -206,7 +208,7 @@ t.test('the Raspberry Pi guide on a real Docker engine', { timeout: TIMEOUT_MS }
   }
   const certsIn = async (svc: string, dir: string) => (await composeMust(['exec', '-T', svc, 'ls', dir])).split(/\s+/).filter(Boolean).sort()
   t.same(await certsIn('mosquitto', '/mosquitto/config/certs'), ['ca.crt', 'crl.pem', 'server.crt', 'server.key'], 'the broker sees only its own files')
-  t.same(await certsIn('gateway', '/run/ferry/pki'), ['ca.crt', 'gateway.crt', 'gateway.key'], 'the gateway sees only its own files')
+  t.same(await certsIn('gateway', '/run/ferry/pki'), ['ca.crt', 'gateway.crt', 'gateway.key', 'server.crt', 'server.key'], 'the gateway sees only its own files (and the server certificate for HTTPS)')
   t.same(await certsIn('ota-server', '/run/ferry/pki'), ['ca.crt', 'crl.pem', 'release.pub', 'server.crt', 'server.key'], 'the OTA server sees only its own files')
 
   // No plain MQTT: the broker listens on 8883 only (read from its own /proc), publishes only 8883, and a

@@ -8,37 +8,23 @@ import t from 'tap'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createTcpServer, type Server } from 'node:net'
 import { once } from 'node:events'
 import { join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { tempDir } from '../helpers/tmp.js'
 import { startTestBroker } from '../helpers/mosquitto.js'
+import type { ComposeModel, ComposeService } from '../helpers/compose.js'
+import { makePki } from '../helpers/pki.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const repoFile = (p: string) => readFileSync(join(root, p), 'utf8')
 
 // ---- Compose model -----------------------------------------------------------------------------
 
-interface Service {
-  image?: string
-  build?: { context: string; dockerfile?: string }
-  user?: string
-  restart?: string
-  read_only?: boolean
-  cap_drop?: string[]
-  security_opt?: string[]
-  ports?: (string | { published?: number | string; target: number; host_ip?: string })[]
-  expose?: (string | number)[]
-  volumes?: (string | { type: string; source?: string; target: string; read_only?: boolean })[]
-  environment?: Record<string, string | null>
-  healthcheck?: { test?: string | string[]; disable?: boolean }
-  profiles?: string[]
-}
-interface Compose {
-  services: Record<string, Service>
-  volumes?: Record<string, unknown>
-}
+type Service = ComposeService
+type Compose = ComposeModel
 
 /**
  * `docker-compose config` on `text`, run in a fresh folder with an empty .env (the file declares
@@ -164,12 +150,12 @@ const composeChecks: Record<string, (c: Compose) => string[]> = {
         .map(([k, v]) => `${name} ${k}=${v} is not inside a read-only mount`),
     ),
   'each service mounts only the PKI files it reads': (c) => {
-    // The gateway's key must not be readable in the broker's container, nor the server key in the
-    // gateway's; the CA key and the release key never reach the host at all.
+    // The gateway's key must not be readable in the broker's container; the gateway holds the server
+    // key only to serve its API over HTTPS; the CA key and the release key never reach the host at all.
     const base = c.services.gateway?.build?.context ?? ''
     const allowed: Record<string, string[]> = {
       mosquitto: ['ca.crt', 'crl.pem', 'server.crt', 'server.key'],
-      gateway: ['ca.crt', 'gateway.crt', 'gateway.key'],
+      gateway: ['ca.crt', 'gateway.crt', 'gateway.key', 'server.crt', 'server.key'],
       'ota-server': ['ca.crt', 'crl.pem', 'server.crt', 'server.key', 'release.pub'],
     }
     return Object.entries(c.services).flatMap(([name, s]) =>
@@ -178,6 +164,13 @@ const composeChecks: Record<string, (c: Compose) => string[]> = {
         .filter((m) => !(allowed[name] ?? []).includes(m.source.slice(`${base}/pki/`.length)))
         .map((m) => `${name} mounts ${m.source.slice(base.length + 1)}`),
     )
+  },
+  'the gateway API and dashboard are served over HTTPS, never plain HTTP beyond loopback': (c) => {
+    const env = c.services.gateway?.environment ?? {}
+    return [
+      ...(['FERRY_HTTP_TLS_CERT', 'FERRY_HTTP_TLS_KEY'] as const).filter((k) => !env[k]).map((k) => `gateway has no ${k}`),
+      ...(/^(true|1|yes)$/i.test(String(env.FERRY_HTTP_INSECURE ?? '')) ? ['gateway sets FERRY_HTTP_INSECURE'] : []),
+    ]
   },
 }
 
@@ -240,6 +233,9 @@ t.test('each compose check fails on a copy that breaks it', async (t) => {
     ['the Ferry services run as non-root users without privileges', 'user: "0:0" on the OTA server', (s) => s.replace('command: ["ota-server"]', 'command: ["ota-server"]\n    user: "0:0"')],
     ['the Ferry services run as non-root users without privileges', 'a writable root filesystem', (s) => s.replace('read_only: true', 'read_only: false')],
     ['certificate, key, CRL and release-key paths point into read-only mounts', 'a key outside the PKI mount', (s) => s.replace('FERRY_MQTT_KEY: /run/ferry/pki/gateway.key', 'FERRY_MQTT_KEY: /app/gateway.key')],
+    ['certificate, key, CRL and release-key paths point into read-only mounts', 'an HTTPS key outside the PKI mount', (s) => s.replace('FERRY_HTTP_TLS_KEY: /run/ferry/pki/server.key', 'FERRY_HTTP_TLS_KEY: /app/server.key')],
+    ['the gateway API and dashboard are served over HTTPS, never plain HTTP beyond loopback', 'no certificate', (s) => s.replace(/\n\s*FERRY_HTTP_TLS_CERT: \S+/, '')],
+    ['the gateway API and dashboard are served over HTTPS, never plain HTTP beyond loopback', 'FERRY_HTTP_INSECURE', (s) => s.replace('FERRY_HTTP_HOST: 0.0.0.0', 'FERRY_HTTP_HOST: 0.0.0.0\n      FERRY_HTTP_INSECURE: "true"')],
   ]
   for (const [check, what, mutate] of cases) {
     t.test(`${check}: catches ${what}`, async (t) => {
@@ -439,7 +435,7 @@ t.test('broker healthcheck: healthy while mosquitto listens, unhealthy once it s
   t.not(await exitCode(probe), 0, 'unhealthy after the broker stopped')
 })
 
-t.test('gateway healthcheck: follows GET /healthz', async (t) => {
+t.test('gateway healthcheck: follows GET /healthz over plain HTTP when no certificate is set', async (t) => {
   const cmd = healthcheck(t, 'gateway')
   t.equal(cmd[0], 'CMD')
   let status = 200
@@ -458,6 +454,38 @@ t.test('gateway healthcheck: follows GET /healthz', async (t) => {
   server.close()
   await once(server, 'close')
   t.equal(await exitCode(cmd.slice(1), env), 1, 'unhealthy when nothing listens')
+})
+
+t.test('gateway healthcheck: talks HTTPS when FERRY_HTTP_TLS_CERT is set, and trusts only that certificate', async (t) => {
+  // As in the container: the check connects to 127.0.0.1 with the compose file's environment.
+  const cmd = healthcheck(t, 'gateway').slice(1)
+  const pki = await makePki(t, [])
+  const other = await makePki(t, [])
+  let status = 200
+  const seen: string[] = []
+  const serve = (p: typeof pki) =>
+    createHttpsServer({ cert: readFileSync(p.files.serverCert), key: readFileSync(p.files.serverKey) }, (req, res) => {
+      seen.push(req.url ?? '')
+      res.writeHead(status).end()
+    })
+  const server = serve(pki)
+  const port = await listen(server)
+  t.teardown(() => server.close())
+  const env = { FERRY_HTTP_PORT: String(port), FERRY_HTTP_TLS_CERT: pki.files.serverCert }
+  t.equal(await exitCode(cmd, env), 0, 'healthy on 200 over HTTPS')
+  status = 503
+  t.equal(await exitCode(cmd, env), 1, 'unhealthy on 503')
+  t.same(seen, ['/healthz', '/healthz'])
+  status = 200
+  // Another server on the port (here: another PKI's certificate) does not make the gateway healthy.
+  const impostor = serve(other)
+  const impostorPort = await listen(impostor)
+  t.teardown(() => impostor.close())
+  t.equal(await exitCode(cmd, { ...env, FERRY_HTTP_PORT: String(impostorPort) }), 1, 'unhealthy when the certificate is not the configured one')
+  t.equal(seen.length, 3, 'the impostor was asked, and its 200 did not count')
+  server.close()
+  await once(server, 'close')
+  t.equal(await exitCode(cmd, env), 1, 'unhealthy when nothing listens')
 })
 
 t.test('OTA server healthcheck: follows the TLS port', async (t) => {

@@ -1,13 +1,19 @@
 // The dashboard in a real browser (system Chromium, headless, via playwright-core) against a real
-// gateway and mosquitto: the page loads, the chart shows the readings a simulated device published
-// (and follows new ones live), moving the slider makes the device receive led/set, and the echo
-// shows as confirmed. Screenshots go to test-artifacts/ (phone and desktop widths).
+// gateway and mosquitto, over HTTPS with the Ferry CA's server certificate, which the browser
+// verifies against the test CA it was given as a trusted root (test/helpers/browser.ts): the page
+// loads, the chart shows the readings a simulated device published (and follows new ones live),
+// moving the slider makes the device receive led/set, and the echo shows as confirmed. The CSP holds
+// (no violation reported), the token never appears in a URL, and a certificate from another CA is
+// refused. Screenshots go to test-artifacts/ (phone and desktop widths).
 import t from 'tap'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:https'
+import { once } from 'node:events'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { chromium, type Browser } from 'playwright-core'
 import { startTestBroker } from '../helpers/mosquitto.js'
+import { makePki } from '../helpers/pki.js'
+import { launchChromiumTrusting } from '../helpers/browser.js'
 import { tempDir } from '../helpers/tmp.js'
 import { gatewayEnv, deviceClient } from '../helpers/gateway.js'
 import { waitUntil } from '../helpers/wait.js'
@@ -18,7 +24,6 @@ import { silentLogger } from '../../common/src/logger.js'
 
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts')
 const TOKEN = 'dashboard-test-token-0123456789'
-const CHROMIUM = process.env.FERRY_CHROMIUM ?? '/usr/bin/chromium'
 
 // The few DOM shapes the in-page functions use (the project type-checks without the DOM library).
 // Functions, not strings: Playwright runs them outside the page's CSP, which forbids eval.
@@ -38,10 +43,12 @@ t.test('the dashboard charts live readings and its slider drives the LED', async
   const gw = startGateway(loadCoreConfig(gatewayEnv(broker, tempDir(t))), { log: silentLogger, sinks: [] })
   t.teardown(() => gw.stop())
   await waitUntil(() => gw.state.brokerConnected, 'the gateway to connect')
-  const app = await buildApp({ gateway: gw, token: TOKEN })
+  // The broker's PKI issued the server certificate for localhost and 127.0.0.1, as `ferry pki server`.
+  const files = broker.pki.files
+  const app = await buildApp({ gateway: gw, token: TOKEN, tls: { cert: readFileSync(files.serverCert), key: readFileSync(files.serverKey), clientNames: [] } })
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
-  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/`
+  const url = `https://localhost:${(app.server.address() as AddressInfo).port}/`
 
   // A simulated device: online, 30 readings of a ramp, listening for LED commands.
   const dev = await deviceClient(t, broker, 'dev1')
@@ -63,15 +70,12 @@ t.test('the dashboard charts live readings and its slider drives the LED', async
   await publish(30)
   await waitUntil(() => (gw.buffer.db.prepare('SELECT count(*) AS n FROM readings').get() as { n: number }).n === 30, '30 readings stored')
 
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  })
-  t.teardown(() => browser.close())
-  // A phone-sized screen (iPhone 12/13/14 CSS pixels).
-  const page = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 })
+  const browser = await launchChromiumTrusting(t, files.caCert)
+  // A phone-sized screen (iPhone 12/13/14 CSS pixels). ignoreHTTPSErrors false (the default, said
+  // here on purpose): a certificate the browser cannot verify fails the navigation.
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, ignoreHTTPSErrors: false })
   const failed: string[] = []
+  const urls: string[] = []
   page.on('pageerror', (err) => failed.push(`page error: ${err.message}`))
   page.on('console', (m) => {
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) failed.push(`console: ${m.text()}`)
@@ -81,9 +85,22 @@ t.test('the dashboard charts live readings and its slider drives the LED', async
     if (r.status() >= 400) failed.push(`${r.status()} for ${r.url()}`)
   })
   page.on('request', (r) => {
+    urls.push(r.url())
     if (!r.url().startsWith(url)) failed.push(`request to another origin: ${r.url()}`)
   })
-  await page.goto(url)
+  // A CSP violation (an inline script or style, a foreign origin) is reported as a
+  // securitypolicyviolation event and a console error; both are collected.
+  await page.exposeFunction('ferryCspViolation', (what: string) => failed.push(`CSP violation: ${what}`))
+  await page.addInitScript(() => {
+    const g = globalThis as unknown as { addEventListener(type: string, fn: (e: { violatedDirective: string; blockedURI: string }) => void): void; ferryCspViolation(s: string): void }
+    g.addEventListener('securitypolicyviolation', (e) => void g.ferryCspViolation(`${e.violatedDirective} ${e.blockedURI}`))
+  })
+  const nav = await page.goto(url)
+  t.equal(nav?.status(), 200)
+  const security = await nav!.securityDetails()
+  t.match(security, { protocol: /^TLS 1\.[23]$/, subjectName: 'localhost', issuer: 'Ferry device CA' }, 'served over TLS 1.2+ with the Ferry server certificate')
+  t.match(nav!.headers()['content-security-policy'], /script-src 'self'.*frame-ancestors 'none'/)
+  t.equal(nav!.headers()['x-frame-options'], 'DENY')
 
   const card = page.locator('#device-dev1')
   await card.waitFor()
@@ -130,5 +147,20 @@ t.test('the dashboard charts live readings and its slider drives the LED', async
   await page.setViewportSize({ width: 1280, height: 800 })
   await page.waitForFunction(() => ((globalThis as unknown as G).document.querySelector('#device-dev1 .chart canvas')?.getBoundingClientRect().width ?? 0) > 400)
   await page.screenshot({ path: join(ARTIFACTS, 'dashboard-desktop.png'), fullPage: true })
-  t.same(failed, [], 'no page errors, failed requests or third-party requests')
+  t.same(failed, [], 'no page errors, CSP violations, failed requests or third-party requests')
+  t.same(urls.filter((u) => u.includes(TOKEN)), [], 'the token is never part of a URL')
+})
+
+t.test('the browser refuses a gateway whose certificate another CA signed', async (t) => {
+  // Proves the trust above is real verification: same browser set-up, a server certificate from a
+  // different CA for the same name, and the navigation fails.
+  const trusted = await makePki(t, [])
+  const other = await makePki(t, [])
+  const server = createServer({ cert: readFileSync(other.files.serverCert), key: readFileSync(other.files.serverKey) }, (_req, res) => res.end('impostor'))
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => server.close())
+  const browser = await launchChromiumTrusting(t, trusted.files.caCert)
+  const page = await browser.newPage()
+  await t.rejects(page.goto(`https://localhost:${(server.address() as AddressInfo).port}/`), /ERR_CERT_AUTHORITY_INVALID/)
 })

@@ -251,7 +251,7 @@ t.test('a state-changing API without a token refuses to start; read-only mode se
   await t.rejects(buildApp({ gateway: gw }), { code: 'FERRY_ERR_CONFIG' })
   t.throws(() => apiMode({ FERRY_HTTP_PORT: 8080, FERRY_API_READ_ONLY: false }), { code: 'FERRY_ERR_CONFIG', message: /FERRY_API_TOKEN is not set/ })
   t.same(apiMode({ FERRY_HTTP_PORT: 0, FERRY_API_READ_ONLY: false }), { kind: 'off' })
-  t.same(apiMode({ FERRY_HTTP_PORT: 8080, FERRY_API_READ_ONLY: true }), { kind: 'read-only' })
+  t.same(apiMode({ FERRY_HTTP_PORT: 8080, FERRY_API_READ_ONLY: true }), { kind: 'read-only', transport: { scheme: 'http', exposed: false } })
   const ro = await buildApp({ gateway: gw, readOnly: true })
   t.teardown(() => ro.close())
   const res = await ro.inject({ method: 'POST', url: '/api/devices/dev1/led', payload: { brightness: 10 }, headers: auth })
@@ -281,4 +281,33 @@ t.test('the dashboard and uPlot are served locally with a same-origin CSP; nothi
   t.equal((await app.inject('/vendor/uplot/uPlot.cjs.js')).statusCode, 404)
   t.equal((await app.inject('/vendor/uplot/../package.json')).statusCode, 404)
   t.equal((await app.inject('/nope')).json().code, 'FERRY_ERR_API_NOT_FOUND')
+})
+
+t.test('every answer, the page, JSON, errors and 404s, forbids framing, sniffing and foreign or inline code', async (t) => {
+  const { app } = await rig(t)
+  const answers = {
+    page: await app.inject('/'),
+    script: await app.inject('/app.js'),
+    status: await app.inject('/api/status'),
+    unauthorized: await app.inject({ method: 'POST', url: '/api/devices/dev1/led', payload: { brightness: 1 } }),
+    notFound: await app.inject('/nope'),
+  }
+  for (const [what, res] of Object.entries(answers)) {
+    const csp = String(res.headers['content-security-policy'])
+    t.match(csp, /(^|; )script-src 'self'(;|$)/, `${what}: scripts from this origin only, no inline ones`)
+    t.match(csp, /(^|; )style-src 'self'(;|$)/, `${what}: styles from this origin only, no inline ones`)
+    t.match(csp, /(^|; )frame-ancestors 'none'(;|$)/, `${what}: no framing (CSP)`)
+    t.notMatch(csp, /unsafe-inline|unsafe-eval/, what)
+    t.equal(res.headers['x-frame-options'], 'DENY', `${what}: no framing (old browsers)`)
+    t.equal(res.headers['x-content-type-options'], 'nosniff', what)
+    t.equal(res.headers['referrer-policy'], 'no-referrer', what)
+  }
+  t.equal(answers.unauthorized.statusCode, 401)
+  // What the CSP would break: the page must carry no inline script, style attribute or handler.
+  const html = answers.page.body
+  t.notMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/i, 'no inline <script>')
+  t.notMatch(html, /<style\b/i, 'no <style> element')
+  t.notMatch(html, /\sstyle=/i, 'no style attribute')
+  t.notMatch(html, /\son[a-z]+=/i, 'no inline event handler')
+  t.notMatch(html, /<input[^>]*\bid="token"[^>]*\bname=/i, 'the token input has no name, so no form submission could carry it')
 })

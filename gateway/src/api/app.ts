@@ -10,6 +10,8 @@ import { healthRoutes } from './routes/health.js'
 import { statusRoutes } from './routes/status.js'
 import { deviceRoutes } from './routes/devices.js'
 import { dashboardRoutes } from './routes/dashboard.js'
+import { addSecurityHeaders } from './security-headers.js'
+import type { ApiTls } from './transport.js'
 
 /** What the API reads from the running gateway. */
 export type ApiGateway = Pick<Gateway, 'buffer' | 'state' | 'status' | 'metrics' | 'commands' | 'drainers'>
@@ -28,6 +30,11 @@ export interface ApiDeps {
   talkback?: { status(): TalkBackStatus }
   /** Dashboard folder (default: gateway/src/dashboard). */
   dashboardDir?: string
+  /**
+   * Serve HTTPS (TLS 1.2+) with this certificate and key, and with `clientCa` ask for client
+   * certificates (transport.ts reads them from the FERRY_HTTP_TLS_* settings). Absent: plain HTTP.
+   */
+  tls?: ApiTls
   log?: Logger
   now?: () => number
 }
@@ -47,6 +54,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // One line per request would be INFO per dashboard poll; routes log what matters.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 16 * 1024,
+    ...(deps.tls ? { https: httpsOptions(deps.tls) } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>()
   // TypeBox validates: query strings and params are converted ("5" → 5), bodies are not, so
   // {"brightness":"50"} is a 400 rather than silently coerced; unknown body fields are refused.
@@ -64,6 +72,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     })
   })
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ code: 'FERRY_ERR_API_NOT_FOUND', message: 'no such route; see docs/api.md' }))
+  addSecurityHeaders(app as unknown as FastifyInstance)
 
   // Limits only the routes that opt in (state-changing ones), per client address.
   await app.register(rateLimit, { global: false })
@@ -71,11 +80,26 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(statusRoutes, { gateway: deps.gateway, readOnly, ...(deps.talkback ? { talkback: deps.talkback } : {}) })
   await app.register(deviceRoutes, {
     gateway: deps.gateway,
-    ...(readOnly ? {} : { token: deps.token }),
+    ...(readOnly ? {} : { token: deps.token, clientNames: deps.tls?.clientNames ?? [] }),
     rateLimit: deps.rateLimit ?? { max: 30, windowMs: 60_000 },
     ledTtlMs: deps.ledTtlMs ?? 300_000,
     now: deps.now ?? Date.now,
   })
   await app.register(dashboardRoutes, deps.dashboardDir ? { dir: deps.dashboardDir } : {})
   return app as unknown as FastifyInstance
+}
+
+/**
+ * Node's TLS server options for the API. TLS 1.2 is the floor (1.0 and 1.1 are deprecated, RFC 8996).
+ * With a client CA the server asks for a certificate but lets the connection through without one
+ * (`rejectUnauthorized: false`): browsers authenticate with the token, and auth.ts admits only a
+ * certificate the CA verified (`socket.authorized`) whose name is listed.
+ */
+function httpsOptions(tls: ApiTls) {
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    minVersion: 'TLSv1.2' as const,
+    ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, ...(tls.crl ? { crl: tls.crl } : {}) } : {}),
+  }
 }

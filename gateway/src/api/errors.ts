@@ -5,7 +5,7 @@ import createError from '@fastify/error'
  * status. docs/api.md lists them.
  */
 export const ApiErrors = {
-  Unauthorized: createError('FERRY_ERR_API_UNAUTHORIZED', 'this route needs "Authorization: Bearer <FERRY_API_TOKEN>"', 401),
+  Unauthorized: createError('FERRY_ERR_API_UNAUTHORIZED', 'this route needs "Authorization: Bearer <FERRY_API_TOKEN>" (or, over HTTPS, a client certificate named in FERRY_HTTP_TLS_CLIENT_NAMES)', 401),
   NotFound: createError('FERRY_ERR_API_NOT_FOUND', '%s', 404),
   BrokerDown: createError('FERRY_ERR_API_BROKER_DOWN', 'the gateway is not connected to the broker; the LED command was not taken, try again when /healthz is ok', 503),
 }

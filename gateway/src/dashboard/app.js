@@ -229,6 +229,8 @@ function initToken() {
   const state = $('#token-state')
   const refresh = () => (state.textContent = token() ? '(set)' : '(needed for the LED slider)')
   refresh()
+  // Plain HTTP beyond this host (FERRY_HTTP_INSECURE): say so where the token is typed.
+  $('#token-insecure').hidden = window.isSecureContext
   $('#token-form').addEventListener('submit', (e) => {
     e.preventDefault()
     if (input.value) localStorage.setItem(TOKEN_KEY, input.value.trim())

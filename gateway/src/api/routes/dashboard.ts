@@ -12,13 +12,7 @@ import type { FastifyPluginAsync } from 'fastify'
 export const dashboardRoutes: FastifyPluginAsync<{ dir?: string }> = async (app, opts) => {
   const dir = opts.dir ?? dashboardDir()
   const uplot = join(dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist')
-  app.addHook('onSend', async (_req, reply, payload) => {
-    // Same-origin only: no inline script, no third-party origin, no framing.
-    reply.header('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-    reply.header('x-content-type-options', 'nosniff')
-    reply.header('referrer-policy', 'no-referrer')
-    return payload
-  })
+  // The CSP and the other security headers are set for every reply in app.ts (security-headers.ts).
   await app.register(fastifyStatic, { root: dir, prefix: '/', index: ['index.html'], wildcard: false, cacheControl: true, maxAge: 0 })
   await app.register(fastifyStatic, { root: uplot, prefix: '/vendor/uplot/', decorateReply: false, wildcard: false, allowedPath: (p) => /^\/uPlot\.(iife\.min\.js|min\.css)$/.test(p), maxAge: 86_400_000 })
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { ApiGateway } from '../app.js'
-import { requireBearer } from '../auth.js'
+import { requireAuth } from '../auth.js'
 import { ApiErrors } from '../errors.js'
 import { DeviceQueries } from '../queries.js'
 import { CommandRecord, Device, DeviceParams, DeviceScope, ErrorBody, LedBody, Reading, ReadingsQuery } from '../schemas.js'
@@ -10,6 +10,8 @@ export interface DeviceRoutesOptions {
   gateway: ApiGateway
   /** Set: the LED route is served and needs this bearer token. Unset: read-only API. */
   token?: string
+  /** Client certificate names that count instead of the token (FERRY_HTTP_TLS_CLIENT_NAMES). */
+  clientNames?: readonly string[]
   rateLimit: { max: number; windowMs: number }
   ledTtlMs: number
   now: () => number
@@ -85,7 +87,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRoutesOptions> = asyn
     {
       // Counted per client address before authentication, so wrong tokens are limited too.
       config: { rateLimit: { max: opts.rateLimit.max, timeWindow: opts.rateLimit.windowMs } },
-      preHandler: requireBearer(opts.token),
+      preHandler: requireAuth({ token: opts.token, clientNames: opts.clientNames ?? [] }),
       schema: {
         params: DeviceParams,
         body: LedBody,
