@@ -40,6 +40,10 @@ until the gateway confirms on sensors/<id>/ack that it committed it (docs/delive
                           by OTA, recorded in the state file, takes precedence
   --secure-version <n>    factory anti-rollback counter (default 0)
   --ota-interval <d>      how often to ask for updates (default 1h; 0 = once per start)
+  --ota-fail-self-test <v>  rehearse a bad release: the new firmware's self-test fails when
+                          the update is to version <v> (repeatable, or a comma list; * = every
+                          update), so the device rolls back and reports rolled-back
+                          (reason self_test_failed) instead of installed
 
 Logs are JSON lines (pino); FERRY_LOG_LEVEL=debug shows each reading.
 SIGINT/SIGTERM: publishes "offline", disconnects cleanly and exits 0.
@@ -82,6 +86,7 @@ export function parseDeviceSimArgs(argv: string[]): { options: Omit<DeviceSimOpt
       version: { type: 'string' },
       'secure-version': { type: 'string' },
       'ota-interval': { type: 'string' },
+      'ota-fail-self-test': { type: 'string', multiple: true },
     },
     HELP,
     false,
@@ -119,14 +124,18 @@ export function parseDeviceSimArgs(argv: string[]): { options: Omit<DeviceSimOpt
       throw new UsageError(`cannot read --release-pub ${values['release-pub']}: ${(err as Error).message}`)
     }
     if (keys.length === 0) throw new UsageError(`--release-pub ${values['release-pub']} holds no PEM public key; use the release.pub written by "ferry ota keygen"`)
+    const failSelfTest = (values['ota-fail-self-test'] ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean)
+    const bad = failSelfTest.filter((x) => x !== '*' && !isSemver(x))
+    if (bad.length) throw new UsageError(`--ota-fail-self-test takes versions such as 1.2.0 (or *), got ${JSON.stringify(bad.join(','))}`)
     ota = {
       url: url.origin,
       releaseKeys: keys,
       hw: values.hw ?? 'esp32dev',
       intervalMs: values['ota-interval'] === undefined ? 3_600_000 : parseDuration(values['ota-interval']),
+      ...(failSelfTest.length ? { failSelfTest } : {}),
     }
-  } else if (values['release-pub'] || values['ota-interval']) {
-    throw new UsageError('--release-pub and --ota-interval only make sense with --ota-url')
+  } else if (values['release-pub'] || values['ota-interval'] || values['ota-fail-self-test']) {
+    throw new UsageError('--release-pub, --ota-interval and --ota-fail-self-test only make sense with --ota-url')
   }
 
   return {

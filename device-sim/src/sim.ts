@@ -77,10 +77,16 @@ export interface DeviceSimOtaOptions {
   /** Largest image the device holds; default 0x1E0000. */
   maxImageSize?: number
   /**
-   * Stand-in for the firmware's post-install self-test (Wi-Fi, broker, one publish acked). Default:
-   * passes when the broker connection is up. Returning false makes the update roll back.
+   * Stand-in for the firmware's post-install self-test (Wi-Fi, broker, one publish acked), given the
+   * manifest being installed. Default: passes when the broker connection is up. Returning false makes
+   * the update roll back (reported as `rolled-back`, reason `self_test_failed`).
    */
-  selfTest?: () => boolean | Promise<boolean>
+  selfTest?: (manifest: Manifest) => boolean | Promise<boolean>
+  /**
+   * Rehearse a bad release: the self-test fails for updates to these versions (`*`: every update),
+   * on top of `selfTest`. `ferry device-sim --ota-fail-self-test`.
+   */
+  failSelfTest?: string[]
 }
 
 export interface DeviceSimOptions {
@@ -655,7 +661,8 @@ export class DeviceSim extends EventEmitter {
    */
   private async install(manifest: Manifest): Promise<void> {
     const state = this.state!
-    const ok = await (this.opts.ota?.selfTest?.() ?? this.linkUp)
+    const fail = this.opts.ota?.failSelfTest?.some((v) => v === '*' || v === manifest.version) ?? false
+    const ok = !fail && (await (this.opts.ota?.selfTest?.(manifest) ?? this.linkUp))
     const at = this.now()
     if (!ok) {
       this.state = { ...state, ota: { deployment: manifest.deployment, version: manifest.version, state: 'rolled-back', reason: 'self_test_failed', at }, updatedAt: at }

@@ -1,5 +1,6 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { writeFileDurably } from '../../common/src/durable-file.js'
 import { FerryError } from '../../common/src/errors.js'
 
 /**
@@ -55,24 +56,5 @@ export function loadState(file: string, device: string): SimState | undefined {
  * A crash leaves the old file or the new one, never half of one.
  */
 export function saveState(file: string, state: SimState): void {
-  mkdirSync(dirname(file), { recursive: true })
-  const tmp = `${file}.tmp-${process.pid}`
-  const fd = openSync(tmp, 'w', 0o644)
-  try {
-    writeSync(fd, JSON.stringify(state, null, 2) + '\n')
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  renameSync(tmp, file)
-  try {
-    const dfd = openSync(dirname(file), 'r')
-    try {
-      fsyncSync(dfd)
-    } finally {
-      closeSync(dfd)
-    }
-  } catch {
-    // Some file systems refuse fsync on a directory; the rename is still atomic.
-  }
+  writeFileDurably(file, JSON.stringify(state, null, 2) + '\n', 0o644)
 }

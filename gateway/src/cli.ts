@@ -8,6 +8,7 @@ import { createSinks } from './sinks/registry.js'
 import { startApi } from './api/main.js'
 import { apiMode } from './api/config.js'
 import { talkbackSettings } from './led/config.js'
+import { otaLinkSettings } from './ota/config.js'
 
 const HELP = `usage: ferry gateway [--env-file <path>]
 
@@ -28,7 +29,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   // Config first: a bad value stops here, before the buffer or the network is touched.
   const { config, talkback, log, sinks } = configure(values['env-file'])
-  const gw = startGateway(config, { log, sinks, talkback })
+  const gw = startGateway(config, { log, sinks, talkback, ota: otaLinkSettings(config) })
   const api = await startApi(config, { gateway: gw, log, ...(gw.talkback ? { talkback: gw.talkback } : {}) })
 
   return new Promise<number>((resolve) => {

@@ -5,13 +5,15 @@ import { coreConfigSchema } from './core-config.js'
 import { sinksConfigSchema } from './sinks/registry.js'
 import { apiConfigSchema } from './api/config.js'
 import { commandsConfigSchema } from './led/config.js'
+import { otaLinkConfigSchema } from './ota/config.js'
 
-/** Everything `ferry gateway` reads: core (MQTT, buffer, ingest, drain), every sink, the HTTP API, LED commands. */
+/** Everything `ferry gateway` reads: core (MQTT, buffer, ingest, drain), every sink, the HTTP API, LED commands, the OTA server link. */
 export const gatewayConfigSchema = Type.Object({
   ...coreConfigSchema.properties,
   ...sinksConfigSchema.properties,
   ...apiConfigSchema.properties,
   ...commandsConfigSchema.properties,
+  ...otaLinkConfigSchema.properties,
 })
 
 export type GatewayConfig = Static<typeof gatewayConfigSchema>

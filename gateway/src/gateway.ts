@@ -18,6 +18,7 @@ import { createMetrics, recordDeadLetterDiscards, recordDrainEvent, recordExpire
 import { createLed, type LedRelay, type TalkBackPoller } from './led/index.js'
 import type { TalkBackSettings } from './led/config.js'
 import { initialState, type GatewayState } from './state.js'
+import { OtaLink, type OtaLinkStatus } from './ota/link.js'
 
 export type { GatewayState } from './state.js'
 
@@ -31,7 +32,9 @@ export interface Gateway {
   commands: LedRelay
   /** The TalkBack poller feeding `commands`, when configured. */
   talkback: TalkBackPoller | undefined
-  status(): ReturnType<typeof queryStatus> & { gateway: GatewayState; drainers: Array<{ name: string; state: string; progress: unknown; lastError: unknown }> }
+  status(): ReturnType<typeof queryStatus> & { gateway: GatewayState; drainers: Array<{ name: string; state: string; progress: unknown; lastError: unknown }>; ota: OtaLinkStatus | null }
+  /** The link to the OTA server (FERRY_OTA_URL), when configured. */
+  ota: OtaLink | undefined
   /** Stops taking messages, commits what is pending, acknowledges it, disconnects, closes the database. */
   stop(): Promise<void>
 }
@@ -41,6 +44,8 @@ export interface GatewayDeps {
   sinks: Sink[]
   /** TalkBack settings (led/config.ts `talkbackSettings`); unset, no TalkBack polling. */
   talkback?: TalkBackSettings | undefined
+  /** The OTA server to forward ota/status reports to and read rollouts from (ota/config.ts `otaLinkSettings`). */
+  ota?: { url: string; intervalMs: number } | undefined
   /** Where to read certificates from; tests pass buffers directly. */
   readFile?: (path: string) => Buffer
 }
@@ -125,7 +130,11 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     }
   }
 
+  // Forwards ota/status reports to the OTA server and reads its rollouts back (docs/ota-rollouts.md#the-gateway-link).
+  const ota = deps.ota ? new OtaLink({ ...deps.ota, tls: { ca: tls.ca as Buffer, cert: tls.cert as Buffer, key: tls.key as Buffer }, buffer, log: log.child({ component: 'ota-link' }), registry: metrics.registry }) : undefined
+
   led.start()
+  ota?.start()
   for (const d of drainers) d.start()
   ingest.start()
   log.info({ db: config.FERRY_DB, sinks: drainers.map((d) => d.name), synchronous: config.FERRY_DB_SYNCHRONOUS }, 'gateway started')
@@ -139,6 +148,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     state,
     commands: led.relay,
     talkback: led.talkback,
+    ota,
     status() {
       const s = queryStatus(buffer.db, Date.now(), buffer)
       recordStatus(metrics, s)
@@ -146,11 +156,13 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
         ...s,
         gateway: state,
         drainers: drainers.map((d) => ({ name: d.name, state: d.state, progress: d.progress ?? null, lastError: d.lastError ?? null })),
+        ota: ota?.status() ?? null,
       }
     },
     stop() {
       stopped ??= (async () => {
         clearInterval(expiry)
+        await ota?.stop()
         await led.stop()
         // No new messages are taken; what is pending is committed and acknowledged; then DISCONNECT.
         await ingest.stop()

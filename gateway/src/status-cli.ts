@@ -3,13 +3,15 @@ import { parseCli } from '../../common/src/cli-args.js'
 import { UsageError } from '../../common/src/errors.js'
 import { printable, printableJson } from '../../common/src/printable.js'
 import { META_INGEST_PAUSED, openBuffer, queryStatus, type Runway } from './buffer/index.js'
+import { META_OTA_ROLLOUTS, type OtaRolloutsSnapshot } from './ota/link.js'
 
 const HELP = `usage: ferry status [--db <path>] [--json]
 
 Opens the buffer database read-only (safe while the gateway runs) and prints: readings buffered and
 their bytes, the runway (how long the buffer absorbs the current ingest rate before it must drop, or
 push back), whether ingest is paused and why, per sink the backlog, oldest unsent age, totals, last
-error and replay progress (rate, drain ETA), sinks retired since when (no longer in FERRY_SINKS: they hold no readings), readings dropped because the buffer was full and readings expired by FERRY_BUFFER_MAX_AGE (total and per device), dead letters (per source, what they hold against their bound, and per device those not kept: over-share or evicted), and the
+error and replay progress (rate, drain ETA), sinks retired since when (no longer in FERRY_SINKS: they hold no readings), readings dropped because the buffer was full and readings expired by FERRY_BUFFER_MAX_AGE (total and per device), dead letters (per source, what they hold against their bound, and per device those not kept: over-share or evicted), the
+OTA server's staged rollouts as the gateway last read them (with FERRY_OTA_URL; a HALTED one with its reason), and the
 last recorded error (e.g. a corrupt database that was moved aside).
 --db defaults to $FERRY_DB or ./ferry-buffer.db.`
 
@@ -44,8 +46,10 @@ export async function run(argv: string[]): Promise<number> {
     const progress = (name: string) => s.meta[`progress:${name}`] as { rowsLeft: number; ratePerS: number; etaS: number | null; at: number } | undefined
     // Written by the gateway when ingest pauses or resumes (ingest/pipeline.ts).
     const paused = (s.meta[META_INGEST_PAUSED] ?? null) as { reason: string; code: string; since: number; error: string } | null
+    // Written by the gateway's OTA link (ota/link.ts) each time the OTA server's answer changes.
+    const ota = s.meta[META_OTA_ROLLOUTS] as OtaRolloutsSnapshot | undefined
     if (values.json) {
-      process.stdout.write(printableJson({ ...s, ingestPaused: paused, sinks: s.sinks.map((k) => ({ ...k, progress: progress(k.name) ?? null })) }, 2) + '\n')
+      process.stdout.write(printableJson({ ...s, ingestPaused: paused, sinks: s.sinks.map((k) => ({ ...k, progress: progress(k.name) ?? null })), ota: ota ?? null }, 2) + '\n')
       return 0
     }
     // Errors are remote text (a sink's answer, an OS message): every one goes through printable(), so
@@ -70,6 +74,10 @@ export async function run(argv: string[]): Promise<number> {
     out.push(`dead letters: ${counted(dl.total, dl.bySource)}; held ${dl.held.rows} rows, ${dl.held.bytes} bytes${bound}`)
     const why = Object.entries(dl.discarded.byReason).map(([r, n]) => `${r} ${n}`).join(', ')
     out.push(`  not kept:   ${counted(dl.discarded.total, dl.discarded.byDevice)}${why ? `: ${why}` : ''}`)
+    for (const r of ota?.rollouts ?? []) {
+      const stage = r.stage ? ` at stage ${r.stage.number} of ${r.stage.of} (${printable(r.stage.description)})` : ''
+      out.push(`ota rollout:  ${printable(r.deployment)} ${r.status === 'halted' ? 'HALTED' : r.status}${stage} (as of ${age(Date.now() - ota!.at)} ago, ${printable(ota!.url)}): ${printable(r.why)}`)
+    }
     const recovery = s.meta.last_corrupt_recovery as { movedTo: string; error: string; at: number } | undefined
     if (recovery) out.push(`last error:   corrupt database moved to ${printable(recovery.movedTo)} at ${new Date(recovery.at).toISOString()} (${printable(recovery.error)})`)
     process.stdout.write(out.join('\n') + '\n')

@@ -6,6 +6,8 @@ import { silentLogger, type Logger } from '../../common/src/logger.js'
 import { perDeviceDownloads } from './http/download-slots.js'
 import { peerCommonName, type Identify } from './http/identity.js'
 import { otaRoutes } from './routes/ota.js'
+import { rolloutRoutes } from './routes/rollouts.js'
+import { startRollouts } from './rollout/index.js'
 import { ImageStore } from './store/images.js'
 import { otaLayout } from './store/layout.js'
 import { ReleaseStore } from './store/releases.js'
@@ -67,16 +69,32 @@ export async function buildApp(deps: OtaAppDeps): Promise<FastifyInstance> {
   await app.register(rateLimit, { global: false })
   // Before the routes, so its preHandler reaches them.
   await app.register(perDeviceDownloads, { identify: deps.identify ?? peerCommonName, max: deps.maxDownloadsPerDevice ?? 2, retryAfterS: deps.retryAfterS ?? 30, routes: ['/ota/images/:name'] })
+  // Staged rollouts and halts decide who is handed a signed envelope (docs/ota-rollouts.md).
+  const releases = new ReleaseStore(layout, { trustedKeys: deps.trustedKeys, log })
+  const reports = new ReportStore(layout.reportsFile)
+  const rollout = startRollouts({ layout, releases, reports, now: deps.now ?? Date.now, log })
+  app.addHook('onClose', async () => rollout.stop())
   await app.register(otaRoutes, {
-    releases: new ReleaseStore(layout, { trustedKeys: deps.trustedKeys, log }),
+    releases,
     images: new ImageStore(layout),
-    reports: new ReportStore(layout.reportsFile),
+    reports,
+    rollouts: rollout.engine,
+    metrics: rollout.metrics,
     identify: deps.identify ?? peerCommonName,
     now: deps.now ?? Date.now,
     apiToken: deps.apiToken,
     rateLimit: deps.rateLimit ?? { max: 30, downloadMax: 600, windowMs: 60_000 },
     maxDownloads: deps.maxDownloads ?? 16,
     retryAfterS: deps.retryAfterS ?? 30,
+  })
+  await app.register(rolloutRoutes, {
+    rollouts: rollout.engine,
+    reports,
+    metrics: rollout.metrics,
+    identify: deps.identify ?? peerCommonName,
+    now: deps.now ?? Date.now,
+    apiToken: deps.apiToken,
+    rateLimit: { max: deps.rateLimit?.downloadMax ?? 600, windowMs: deps.rateLimit?.windowMs ?? 60_000 },
   })
   return app
 }

@@ -22,7 +22,7 @@ export const otaServerConfigSchema = Type.Object({
   FERRY_OTA_MAX_DOWNLOADS: Type.Integer({ minimum: 1, default: 16, description: 'Concurrent image downloads before the server answers 503 with Retry-After.' }),
   FERRY_OTA_MAX_DOWNLOADS_PER_DEVICE: Type.Integer({ minimum: 1, default: 2, description: 'Concurrent image downloads one device (certificate CN) may hold; more are answered 429 with Retry-After, so one device cannot take every FERRY_OTA_MAX_DOWNLOADS slot. 2 leaves room for a device that reconnects before the server has noticed its previous connection is gone.' }),
   FERRY_OTA_RETRY_AFTER_S: Type.Integer({ minimum: 1, default: 30, description: 'Seconds a busy server asks devices to wait (Retry-After).' }),
-  FERRY_API_TOKEN: Type.Optional(Type.String({ minLength: 16, secret: true, random: true, description: 'Bearer token for GET /ota/reports (besides the gateway client certificate). At least 16 characters that look random, as for the gateway (e.g. openssl rand -hex 24). No default; unset means certificate only.' })),
+  FERRY_API_TOKEN: Type.Optional(Type.String({ minLength: 16, secret: true, random: true, description: 'Bearer token for GET /ota/reports, /ota/rollouts and /metrics (besides the gateway client certificate), and the only credential that may halt, resume or advance a staged rollout (ferry ota rollout). At least 16 characters that look random, as for the gateway (e.g. openssl rand -hex 24). No default; unset means certificate only.' })),
 })
 
 export type OtaServerConfig = Static<typeof otaServerConfigSchema>

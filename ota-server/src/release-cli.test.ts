@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, statSync, writeFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from '../../test/helpers/tmp.js'
+import { makePki } from '../../test/helpers/pki.js'
 import { run } from './release-cli.js'
 import { sha256Hex, type Envelope } from './manifest/index.js'
 
@@ -144,4 +145,71 @@ t.test('reports lists what devices reported', async (t) => {
   t.notMatch(r.stdout, /dev1/)
   const j = await ota('reports', '--dir', dir, '--json')
   t.equal(JSON.parse(j.stdout).length, 2, 'a damaged line is skipped')
+})
+
+t.test('publish --stage writes the stage plan beside the envelope, and keeps it when published again', async (t) => {
+  const root = tempDir(t)
+  const dir = join(root, 'ota')
+  writeFileSync(join(root, 'fw.bin'), randomBytes(5000))
+  t.equal((await ota('keygen', '--out', join(root, 'keys'))).code, 0)
+  const base = ['publish', join(root, 'fw.bin'), '--version', '2.0.0', '--hw', 'esp32dev', '--secure-version', '0', '--key', join(root, 'keys', 'release.key'), '--dir', dir]
+  const r = await ota(...base, '--stage', 'canary-1,canary-2', '--stage', '25%', '--stage', '100', '--halt-after', '3', '--halt-after', '20%', '--success', '90%', '--min-devices', '2', '--soak', '10m', '--stall-timeout', '45m')
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, /stages\s+2 devices \(canary-1, canary-2\) → 25% → 100%; advance at ≥ 90% installed of ≥ 2 started, held 10m; halt at 3 failures or 20% failed; stall timeout 45m/)
+  const planFile = join(dir, 'releases/esp32dev/2.0.0.rollout.json')
+  t.same(JSON.parse(readFileSync(planFile, 'utf8')), {
+    schema: 1,
+    stages: [{ devices: ['canary-1', 'canary-2'] }, { percent: 25 }, { percent: 100 }],
+    success: { percent: 90, min_devices: 2, soak_ms: 600_000 },
+    halt: { failures: 3, percent: 20 },
+    stall_timeout_ms: 2_700_000,
+  })
+  const env = JSON.parse(readFileSync(join(dir, 'releases/esp32dev/2.0.0.json'), 'utf8')) as Envelope
+  t.notMatch(Buffer.from(env.payload, 'base64').toString(), /stage|halt/, 'the signed manifest knows nothing of the stages')
+
+  const again = await ota(...base)
+  t.equal(again.code, 0, again.stderr)
+  t.match(again.stdout, /kept from the earlier publish/)
+  t.ok(readFileSync(planFile, 'utf8').includes('"canary-1"'))
+  t.match((await ota('list', '--dir', dir)).stdout, /2\.0\.0 .*deployment esp32dev-2\.0\.0\s+stages 2 devices \(canary-1, canary-2\) → 25% → 100%/)
+
+  const defaults = await ota(...base, '--version', '2.0.1', '--stage', '10%', '--stage', '100%')
+  t.equal(defaults.code, 0, defaults.stderr)
+  t.match(defaults.stdout, /advance at ≥ 95% installed of ≥ 1 started; halt at 10% failed; stall timeout 30m/)
+
+  for (const [extra, want] of [
+    [['--halt-after', '3'], /--halt-after tunes a staged rollout; give the stages with --stage/],
+    [['--stage', '50%', '--stage', '20%'], /stage 2 \(20%\) does not widen the rollout/],
+    [['--stage', 'Bad Id'], /--stage takes a percentage \(25%\) or device ids/],
+    [['--stage', '0%'], /--stage must be 1\.\.100%/],
+    [['--stage', '50%', '--halt-after', '0'], /--halt-after must be at least 1 failure/],
+    [['--stage', '50%', '--success', '101%'], /--success must be an integer 0\.\.100/],
+  ] as Array<[string[], RegExp]>) {
+    const bad = await ota(...base, '--version', '2.0.2', ...extra)
+    t.equal(bad.code, 2, extra.join(' '))
+    t.match(bad.stderr, want)
+  }
+})
+
+t.test('rollout: usage errors are caught before any connection', async (t) => {
+  for (const [argv, want] of [
+    [['rollout'], /missing rollout action/],
+    [['rollout', 'pause', 'd1'], /unknown rollout action "pause"/],
+    [['rollout', 'halt'], /needs the deployment id/],
+    [['rollout', 'status', '../x'], /is not a deployment id/],
+    [['rollout', 'status', '--reason', 'x'], /--reason goes with halt, resume or advance/],
+    [['rollout', 'status', '--url', 'http://localhost:8443'], /must be https/],
+    [['rollout', 'status', '--pki', '/nonexistent'], /cannot read CA certificate \/nonexistent\/ca\.crt/],
+  ] as Array<[string[], RegExp]>) {
+    const r = await ota(...argv)
+    t.equal(r.code, 2, argv.join(' '))
+    t.match(r.stderr, want)
+  }
+  const pki = await makePki(t, [])
+  const down = await ota('rollout', 'status', '--url', 'https://localhost:1', '--pki', pki.dir)
+  t.equal(down.code, 1, 'an OTA server that does not answer: exit 1')
+  t.match(down.stderr, /cannot reach the OTA server at https:\/\/localhost:1/)
+  const help = await ota('rollout', '--help')
+  t.equal(help.code, 0)
+  t.match(help.stdout, /usage: ferry ota rollout <status\|halt\|resume\|advance>/)
 })

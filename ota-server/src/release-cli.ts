@@ -10,6 +10,8 @@ import { generateReleaseKey, splitPemBundle } from './manifest/keys.js'
 import { verifyEnvelope } from './manifest/verify.js'
 import { otaLayout } from './store/layout.js'
 import { publishRelease, sha256File } from './store/publish.js'
+import { runRollout } from './rollout/cli.js'
+import { describeStages, describeThresholds, PLAN_DEFAULTS, ROLLOUT_PLAN_SCHEMA, type RolloutPlan, type Stage } from './rollout/plan.js'
 import { ReleaseStore } from './store/releases.js'
 import { ReportStore } from './store/reports.js'
 
@@ -24,9 +26,21 @@ actions:
         and <dir>/release.pub (SPKI; compile it into the firmware, set FERRY_OTA_PUB to it)
   publish <image.bin> --version <semver> --hw <hw> --secure-version <n> --key <release.key> --dir <ota dir>
           [--expires 90d] [--rollout <percent> | --devices <id,id,...>] [--deployment <id>] [--force]
+          [--stage <percent%|id,id,...>]... [--success 95%] [--min-devices 1] [--soak 0s]
+          [--halt-after <n|n%>]... [--stall-timeout 30m]
         copies the image to <dir>/images/<sha256>.bin and writes the signed envelope to
         <dir>/releases/<hw>/<version>.json. --key may be given twice during key rotation.
         Publishing the same version and image again renews its expiry and rollout.
+        --stage (repeat it: --stage 5% --stage 25% --stage 100%) makes a staged rollout that the
+        OTA server advances and halts by itself: <dir>/releases/<hw>/<version>.rollout.json,
+        unsigned, decides who is handed the signed envelope, never what it holds. The next stage
+        opens when --success of the devices that started a stage installed (once --min-devices
+        started) and that held for --soak; the deployment halts when the stage's failures
+        (failed, rolled-back, or silent for --stall-timeout) reach --halt-after (a count, or a
+        percentage of those started; default 10%). Publish a fix with the same --deployment to
+        continue a halted rollout. docs/ota-rollouts.md
+  rollout <status|halt|resume|advance> [<deployment>] [--url <url>] [--pki <dir>] [--reason <text>]
+        operates the staged rollouts of a running OTA server; "ferry ota rollout --help"
   verify <envelope.json> --pub <release.pub> [--image <file>] [--hw <hw>]
           [--current-version <semver>] [--secure-version <n>]
         exit 0 only if a trusted signature, the expiry and (with --image) size and sha256 hold,
@@ -34,7 +48,7 @@ actions:
   list --dir <ota dir> [--json]
         releases per hardware: version, secure_version, expiry, rollout
   reports --dir <ota dir> [--device <id>] [--deployment <id>] [--limit 100] [--json]
-        device progress reports received by POST /ota/report
+        device progress reports: POST /ota/report, and MQTT ota/status forwarded by the gateway
 
 exit codes: 0 success, 1 refused or failed, 2 bad usage`
 
@@ -56,6 +70,12 @@ const options = {
   device: { type: 'string' },
   limit: { type: 'string' },
   json: { type: 'boolean' },
+  stage: { type: 'string', multiple: true },
+  success: { type: 'string' },
+  'min-devices': { type: 'string' },
+  soak: { type: 'string' },
+  'halt-after': { type: 'string', multiple: true },
+  'stall-timeout': { type: 'string' },
 } as const
 
 function need<T>(value: T | undefined, flag: string, action: string): T {
@@ -82,6 +102,8 @@ type Values = ReturnType<typeof parseCli<typeof options>>['values']
 const out = (s: string) => process.stdout.write(s + '\n')
 
 export async function run(argv: string[]): Promise<number> {
+  // The rollout client has options of its own (--url, --pki, --reason).
+  if (argv[0] === 'rollout') return runRollout(argv.slice(1))
   const { values, positionals, help } = parseCli(argv, options, HELP)
   if (help) {
     out(HELP)
@@ -132,6 +154,7 @@ async function publish(v: Values, image: string): Promise<number> {
     if (bad.length || !devices.length) throw new UsageError(`--devices needs device ids (^[a-z0-9][a-z0-9_-]{0,62}$), got ${JSON.stringify(bad.length ? bad : v.devices)}`)
     rollout = { devices }
   }
+  const plan = stagePlan(v)
   let r
   try {
     r = await publishRelease({
@@ -143,6 +166,7 @@ async function publish(v: Values, image: string): Promise<number> {
       dir: need(v.dir, '--dir <ota dir>', action),
       expiresInMs: parseDuration(v.expires ?? '90d'),
       rollout,
+      ...(plan ? { plan } : {}),
       deployment: v.deployment,
       force: v.force,
     })
@@ -157,7 +181,55 @@ async function publish(v: Values, image: string): Promise<number> {
   out(`  image    ${r.imageFile} (${m.image.size} bytes, sha256 ${m.image.sha256})`)
   out(`  envelope ${r.envelopeFile}, signed by ${r.envelope.signatures.map((s) => s.keyid.slice(0, 16) + '…').join(', ')}`)
   out(`  expires  ${new Date(m.expires).toISOString()}; publish again before then to renew`)
+  if (r.plan) out(`  stages   ${describeStages(r.plan)}${plan ? '' : ' (kept from the earlier publish)'}; ${describeThresholds(r.plan)}
+           ${r.planFile} (unsigned: decides who gets the envelope, never what it holds)`)
   return 0
+}
+
+function percentArg(text: string, flag: string): number {
+  const n = intArg(text.replace(/%$/, ''), flag, 100)!
+  if (n < 1) throw new UsageError(`${flag} must be 1..100%, got "${text}"`)
+  return n
+}
+
+/** The stage plan from --stage and its thresholds, or undefined without --stage. */
+function stagePlan(v: Values): RolloutPlan | undefined {
+  const tuning = (['success', 'min-devices', 'soak', 'halt-after', 'stall-timeout'] as const).filter((k) => v[k] !== undefined)
+  if (!v.stage) {
+    if (tuning.length) throw new UsageError(`--${tuning[0]} tunes a staged rollout; give the stages with --stage (e.g. --stage 10% --stage 100%)`)
+    return undefined
+  }
+  const stages: Stage[] = v.stage.map((spec) => {
+    if (/^\d+%?$/.test(spec.trim())) return { percent: percentArg(spec.trim(), '--stage') }
+    const devices = [...new Set(spec.split(',').map((d) => d.trim()).filter(Boolean))]
+    const bad = devices.filter((d) => !isDeviceId(d))
+    if (bad.length || !devices.length) throw new UsageError(`--stage takes a percentage (25%) or device ids (a,b,c; ^[a-z0-9][a-z0-9_-]{0,62}$), got ${JSON.stringify(bad.length ? bad.join(',') : spec)}`)
+    return { devices }
+  })
+  const halt: RolloutPlan['halt'] = {}
+  for (const h of v['halt-after'] ?? []) {
+    if (/%$/.test(h.trim())) halt.percent = percentArg(h.trim(), '--halt-after')
+    else {
+      const n = intArg(h.trim(), '--halt-after', 1_000_000)!
+      if (n < 1) throw new UsageError('--halt-after must be at least 1 failure (or a percentage such as 10%)')
+      halt.failures = n
+    }
+  }
+  const minDevices = intArg(v['min-devices'], '--min-devices', 1_000_000) ?? PLAN_DEFAULTS.success.min_devices
+  if (minDevices < 1) throw new UsageError('--min-devices must be at least 1')
+  const stall = v['stall-timeout'] !== undefined ? parseDuration(v['stall-timeout']) : PLAN_DEFAULTS.stall_timeout_ms
+  if (stall < 1000) throw new UsageError('--stall-timeout must be at least 1s')
+  return {
+    schema: ROLLOUT_PLAN_SCHEMA,
+    stages,
+    success: {
+      percent: v.success !== undefined ? percentArg(v.success, '--success') : PLAN_DEFAULTS.success.percent,
+      min_devices: minDevices,
+      soak_ms: v.soak !== undefined ? parseDuration(v.soak) : PLAN_DEFAULTS.success.soak_ms,
+    },
+    halt: halt.failures !== undefined || halt.percent !== undefined ? halt : { ...PLAN_DEFAULTS.halt },
+    stall_timeout_ms: stall,
+  }
 }
 
 async function verify(v: Values, envelopeFile: string): Promise<number> {
@@ -198,7 +270,7 @@ function list(v: Values): number {
   const dir = need(v.dir, '--dir <ota dir>', 'list')
   const store = new ReleaseStore(otaLayout(dir))
   const now = Date.now()
-  const rows = store.hardware().flatMap((hw) => store.releases(hw).map((r) => ({ ...r.manifest, expired: r.manifest.expires <= now, file: r.file })))
+  const rows = store.hardware().flatMap((hw) => store.releases(hw).map((r) => ({ ...r.manifest, expired: r.manifest.expires <= now, file: r.file, plan: r.plan ?? null })))
   if (v.json) {
     out(JSON.stringify(rows, null, 2))
     return 0
@@ -206,7 +278,7 @@ function list(v: Values): number {
   if (!rows.length) out(`no releases in ${dir}; "ferry ota publish" writes them`)
   for (const r of rows) {
     const rollout = r.rollout ? ('percent' in r.rollout ? `${r.rollout.percent}%` : `${r.rollout.devices.length} devices`) : 'all'
-    out(`${r.hw.padEnd(12)} ${r.version.padEnd(14)} secure_version ${String(r.secure_version).padEnd(4)} rollout ${rollout.padEnd(12)} expires ${new Date(r.expires).toISOString()}${r.expired ? '  EXPIRED' : ''}`)
+    out(`${r.hw.padEnd(12)} ${r.version.padEnd(14)} secure_version ${String(r.secure_version).padEnd(4)} rollout ${rollout.padEnd(12)} expires ${new Date(r.expires).toISOString()}${r.expired ? '  EXPIRED' : ''}  deployment ${r.deployment}${r.plan ? `  stages ${describeStages(r.plan)}` : ''}`)
   }
   return 0
 }

@@ -4,6 +4,7 @@
  */
 import { Type, type TSchema } from 'typebox'
 import { COMMAND_STATES } from '../led/store.js'
+import { RolloutStatusSchema } from '../../../ota-server/src/rollout/status.js'
 
 export const DEVICE_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$'
 
@@ -157,6 +158,22 @@ export const TalkBackStatus = Type.Object({
   lastError: Nullable(Type.Object({ status: Nullable(Type.Integer()), message: Type.String(), at: Type.Integer() })),
 })
 
+/** The link to the OTA server (gateway/src/ota/link.ts); null on /api/status without FERRY_OTA_URL. */
+export const OtaLinkStatus = Type.Object(
+  {
+    url: Type.String(),
+    lastSyncAt: Nullable(Type.Integer()),
+    lastOkAt: Nullable(Type.Integer()),
+    lastError: Nullable(Type.Object({ message: Type.String(), at: Type.Integer() })),
+    forwarded: Type.Integer({ description: 'ota/status reports forwarded since the gateway started.' }),
+    cursor: Type.Integer({ description: 'The last device event id the OTA server accepted.' }),
+    rollouts: Type.Array(RolloutStatusSchema, { description: 'GET /ota/rollouts as the OTA server last answered (ota-server/src/rollout/status.ts).' }),
+    rolloutsAt: Nullable(Type.Integer({ description: 'When `rollouts` was read (ms since the epoch).' })),
+    halted: Type.Array(Type.String(), { description: 'The deployments the OTA server has halted.' }),
+  },
+  { description: 'The OTA server link (FERRY_OTA_URL): forwarding of ota/status reports and the staged rollouts, halts above all (docs/ota-rollouts.md).' },
+)
+
 export const Status = Type.Object({
   buffered: Type.Object({ rows: Type.Integer(), bytes: Type.Integer() }),
   sinks: Type.Array(SinkStatus),
@@ -180,6 +197,7 @@ export const Status = Type.Object({
     talkback: Nullable(TalkBackStatus),
   }),
   api: Type.Object({ readOnly: Type.Boolean({ description: 'True when the LED route is not served.' }) }),
+  ota: Nullable(OtaLinkStatus),
 })
 
 export const Health = Type.Object({

@@ -84,16 +84,59 @@ function renderStatus(s) {
     }
     return tr
   })
-  if (rows.length === 0) {
-    const tr = document.createElement('tr')
-    const td = document.createElement('td')
-    td.colSpan = 7
-    td.className = 'muted'
-    td.textContent = 'no sinks configured (FERRY_SINKS)'
-    tr.append(td)
-    rows.push(tr)
-  }
+  if (rows.length === 0) rows.push(emptyRow(7, 'no sinks configured (FERRY_SINKS)'))
   tbody.replaceChildren(...rows)
+  renderOta(s.ota)
+}
+
+/** A table row that says the table is empty, across `columns` columns. */
+function emptyRow(columns, text) {
+  const tr = document.createElement('tr')
+  const td = document.createElement('td')
+  td.colSpan = columns
+  td.className = 'muted'
+  td.textContent = text
+  tr.append(td)
+  return tr
+}
+
+/** The OTA server's staged rollouts, as the gateway last read them (FERRY_OTA_URL); a halt stands out. */
+function renderOta(ota) {
+  const section = $('#ota')
+  section.hidden = !ota
+  if (!ota) return
+  const when = ota.rolloutsAt === null ? 'not read yet' : `as of ${ago(ota.rolloutsAt)}`
+  $('#ota-link').textContent = `${ota.url}: ${when}${ota.lastError ? `; unreachable: ${ota.lastError.message}` : ''}`
+  const rows = ota.rollouts.map((r) => {
+    const tr = document.createElement('tr')
+    tr.dataset.deployment = r.deployment
+    tr.dataset.status = r.status
+    const c = r.counts
+    const cells = [
+      [r.deployment],
+      [r.status === 'halted' ? 'HALTED' : r.status, 'state'],
+      [r.stage ? `${r.stage.number} of ${r.stage.of} (${r.stage.description})` : '–'],
+      [c ? `${c.installed} of ${c.started}` : '–'],
+      [c ? String(c.failed + c.stalled) : '–'],
+      [r.why, r.status === 'halted' ? 'err' : 'why'],
+    ]
+    for (const [text, cls] of cells) {
+      const td = document.createElement('td')
+      if (cls === 'state') {
+        const b = document.createElement('span')
+        b.className = 'badge'
+        badge(b, r.status === 'halted' ? false : r.status === 'active' ? true : null, text)
+        td.append(b)
+      } else {
+        td.textContent = text
+        if (cls) td.className = cls
+      }
+      tr.append(td)
+    }
+    return tr
+  })
+  if (rows.length === 0) rows.push(emptyRow(6, 'no deployments'))
+  $('#rollouts tbody').replaceChildren(...rows)
 }
 
 function makeChart(el) {

@@ -1,8 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { GATEWAY_CN, isDeviceId } from '../../../common/src/ids.js'
+import { isDeviceId } from '../../../common/src/ids.js'
 import { HW_PATTERN } from '../manifest/envelope.js'
 import { MAX_REPORT_BYTES, otaReportRecordSchema, otaReportSchema } from '../manifest/report.js'
 import { SEMVER_MAX_LENGTH, SEMVER_PATTERN } from '../manifest/semver.js'
@@ -12,6 +11,9 @@ import { ifRangeHolds, noneMatch, parseRange } from '../http/range.js'
 import { ImageCorruptError, ImageNotFoundError, type ImageStore } from '../store/images.js'
 import type { ReleaseStore } from '../store/releases.js'
 import type { ReportStore } from '../store/reports.js'
+import type { Rollouts } from '../rollout/engine.js'
+import type { OtaMetrics } from '../rollout/metrics.js'
+import { requireReader } from './access.js'
 
 export interface OtaRoutesOptions {
   releases: ReleaseStore
@@ -19,6 +21,9 @@ export interface OtaRoutesOptions {
   reports: ReportStore
   identify: Identify
   now: () => number
+  /** Staged rollouts and halts (rollout/engine.ts); without it every release goes to all its manifest includes. */
+  rollouts?: Rollouts
+  metrics?: OtaMetrics
   /** Bearer token accepted by GET /ota/reports besides the gateway certificate. */
   apiToken?: string
   rateLimit: { max: number; downloadMax: number; windowMs: number }
@@ -34,15 +39,11 @@ function requireDevice(req: FastifyRequest, identify: Identify): string {
   return cn
 }
 
-function sameSecret(a: string, b: string): boolean {
-  // Compare digests so the comparison takes the same time whatever the lengths.
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest())
-}
-
 /**
  * The OTA endpoints. Every route needs a client certificate whose CN is a device id (the TLS layer
  * has already checked it against the CA and CRL), except GET /ota/reports, which is for the gateway
- * (CN ferry-gateway) or an operator holding FERRY_API_TOKEN.
+ * (CN ferry-gateway or a replica's) or an operator holding FERRY_API_TOKEN (routes/access.ts). The
+ * rollout routes (status, halt, resume, advance, forwarded reports, metrics) are in routes/rollouts.ts.
  */
 export const otaRoutes: FastifyPluginAsync<OtaRoutesOptions> = async (fastify, opts) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
@@ -67,7 +68,10 @@ export const otaRoutes: FastifyPluginAsync<OtaRoutesOptions> = async (fastify, o
   }, async (req, reply) => {
     const device = requireDevice(req, opts.identify)
     const q = req.query
-    const d = opts.releases.decide({ device, hw: q.hw, version: q.version, secureVersion: q.secure_version }, opts.now())
+    const now = opts.now()
+    // The rollout decides only whether this device may have a release's signed envelope, never its bytes.
+    const admit = opts.rollouts && ((r: Parameters<Rollouts['admits']>[0]) => opts.rollouts!.admits(r, device, now))
+    const d = opts.releases.decide({ device, hw: q.hw, version: q.version, secureVersion: q.secure_version }, now, admit)
     reply.header('cache-control', 'no-store')
     if (d.kind === 'up-to-date') {
       req.log.debug({ device, hw: q.hw, version: q.version }, 'device is up to date')
@@ -76,6 +80,7 @@ export const otaRoutes: FastifyPluginAsync<OtaRoutesOptions> = async (fastify, o
     // Offering an update we could not deliver would only make the device fail its download.
     if (activeDownloads >= opts.maxDownloads) throw busy(reply)
     req.log.info({ device, hw: q.hw, from: q.version, to: d.release.manifest.version, deployment: d.release.manifest.deployment }, 'offering an update')
+    opts.rollouts?.offered(d.release, device, now)
     // The envelope file's exact bytes: the server never re-encodes what was signed.
     return reply.code(200).type('application/json').send(d.release.raw)
   })
@@ -139,6 +144,7 @@ export const otaRoutes: FastifyPluginAsync<OtaRoutesOptions> = async (fastify, o
     const device = requireDevice(req, opts.identify)
     const b = req.body
     opts.reports.append({ ts: opts.now(), device, source: 'http', deployment: b.deployment, state: b.state, version: b.version, ...(b.reason !== undefined ? { reason: b.reason } : {}) })
+    opts.metrics?.reports.inc({ state: b.state, source: 'http' })
     const level = b.state === 'failed' || b.state === 'rolled-back' ? 'warn' : 'info'
     req.log[level]({ device, deployment: b.deployment, state: b.state, version: b.version, reason: b.reason }, 'device reported OTA progress')
     return reply.code(204).send()
@@ -155,13 +161,7 @@ export const otaRoutes: FastifyPluginAsync<OtaRoutesOptions> = async (fastify, o
       response: { 200: Type.Object({ reports: Type.Array(otaReportRecordSchema) }) },
     },
   }, async (req) => {
-    const cn = opts.identify(req)
-    const auth = req.headers.authorization
-    const byToken = opts.apiToken !== undefined && typeof auth === 'string' && auth.startsWith('Bearer ') && sameSecret(auth.slice(7), opts.apiToken)
-    if (cn !== GATEWAY_CN && !byToken) {
-      if (cn === undefined && auth === undefined) throw new OtaErrors.Unauthenticated()
-      throw new OtaErrors.Forbidden('reports are readable by the gateway certificate or with FERRY_API_TOKEN only')
-    }
+    requireReader(req, opts.identify, opts.apiToken, 'reports')
     return { reports: opts.reports.list(req.query) }
   })
 }

@@ -6,6 +6,7 @@ import { buildManifest, type Envelope, type Manifest, type Rollout } from '../ma
 import type { KeyInput } from '../manifest/keys.js'
 import { signEnvelope } from '../manifest/sign.js'
 import { verifyEnvelope } from '../manifest/verify.js'
+import { encodePlan, planProblem, readPlan, type RolloutPlan } from '../rollout/plan.js'
 import { otaLayout } from './layout.js'
 
 export interface PublishInput {
@@ -21,6 +22,11 @@ export interface PublishInput {
   /** Lifetime of the manifest in ms; devices refuse it afterwards. */
   expiresInMs: number
   rollout?: Rollout
+  /**
+   * Stages and thresholds for the OTA server (rollout/plan.ts), written unsigned beside the envelope
+   * as `<version>.rollout.json`. Absent: an existing plan of this version is kept.
+   */
+  plan?: RolloutPlan
   deployment?: string
   /** Replace an existing release of the same hw and version that names a different image. */
   force?: boolean
@@ -32,6 +38,9 @@ export interface PublishResult {
   envelope: Envelope
   envelopeFile: string
   imageFile: string
+  /** The plan in force for this release (given now, or kept from an earlier publish), and its file. */
+  plan?: RolloutPlan
+  planFile?: string
 }
 
 /** Hashes a file by streaming it (images are up to a few MB; never read twice into memory). */
@@ -78,6 +87,10 @@ export async function publishRelease(p: PublishInput): Promise<PublishResult> {
     rollout: p.rollout,
     deployment: p.deployment,
   })
+  if (p.plan) {
+    const problem = planProblem(p.plan)
+    if (problem) throw new FerryError('FERRY_ERR_USAGE', problem)
+  }
   const envelope = signEnvelope(bytes, p.keys)
   // Self-check with the public halves: every distinct key must have produced a valid signature.
   verifyEnvelope(envelope, p.keys, { now, threshold: envelope.signatures.length })
@@ -101,6 +114,11 @@ export async function publishRelease(p: PublishInput): Promise<PublishResult> {
       rmSync(tmp, { force: true })
     }
   }
+  // The plan lands before the envelope: a server must never see a new staged release without its
+  // stages, which would offer it to every device at once.
+  const planFile = layout.plan(p.hw, p.version)
+  if (p.plan) writeAtomic(planFile, encodePlan(p.plan))
   writeAtomic(envelopeFile, JSON.stringify(envelope) + '\n')
-  return { manifest, envelope, envelopeFile, imageFile }
+  const plan = p.plan ?? (existsSync(planFile) ? readPlan(planFile) : undefined)
+  return { manifest, envelope, envelopeFile, imageFile, ...(plan ? { plan, planFile } : {}) }
 }

@@ -5,9 +5,10 @@ import type { Logger } from '../../../common/src/logger.js'
 import { silentLogger } from '../../../common/src/logger.js'
 import { assertManifest, type Envelope, type Manifest } from '../manifest/envelope.js'
 import { inRollout } from '../manifest/rollout.js'
+import { readPlan, type RolloutPlan } from '../rollout/plan.js'
 import { compareSemver, isSemver } from '../manifest/semver.js'
 import { decodeBase64Strict, parseEnvelope, verifyEnvelopeSignature } from '../manifest/verify.js'
-import type { OtaLayout } from './layout.js'
+import { PLAN_SUFFIX, type OtaLayout } from './layout.js'
 
 /** A release as the server sees it: the envelope exactly as published, plus its parsed manifest. */
 export interface Release {
@@ -16,6 +17,8 @@ export interface Release {
   raw: Buffer
   manifest: Manifest
   file: string
+  /** The stage plan published beside it (`<version>.rollout.json`), if any; see rollout/plan.ts. */
+  plan?: RolloutPlan
 }
 
 /** What a device told us in its `GET /ota/latest` query. */
@@ -55,12 +58,12 @@ export class ReleaseStore {
     const dir = this.layout.hwDir(hw)
     let names: string[]
     try {
-      names = readdirSync(dir).filter((n) => n.endsWith('.json') && isSemver(n.slice(0, -5))).sort()
+      names = readdirSync(dir).filter((n) => n.endsWith('.json') && !n.endsWith(PLAN_SUFFIX) && isSemver(n.slice(0, -5))).sort()
     } catch {
       return []
     }
-    // One stat per file: cheap next to TLS, and an envelope edited in place is noticed too.
-    const stamp = names.map((n) => `${n}@${statOrZero(`${dir}/${n}`)}`).join('|')
+    // One stat per file: cheap next to TLS, and an envelope or plan edited in place is noticed too.
+    const stamp = names.map((n) => `${n}@${statOrZero(`${dir}/${n}`)}+${statOrZero(`${dir}/${n.slice(0, -5)}${PLAN_SUFFIX}`)}`).join('|')
     const hit = this.cache.get(hw)
     if (hit && hit.stamp === stamp) return hit.releases
     const releases: Release[] = []
@@ -94,7 +97,10 @@ export class ReleaseStore {
     if (!existsSync(this.layout.image(`${manifest.image.sha256}.bin`))) {
       throw new FerryError('FERRY_ERR_RELEASE', `image ${manifest.image.sha256}.bin is missing from ${this.layout.imagesDir}; publish the release again with "ferry ota publish"`)
     }
-    return { envelope, raw, manifest, file }
+    // A plan that cannot be read means nobody knows whom the release may reach: it is not served.
+    const planFile = this.layout.plan(hw, version)
+    const plan = existsSync(planFile) ? readPlan(planFile) : undefined
+    return { envelope, raw, manifest, file, ...(plan ? { plan } : {}) }
   }
 
   /**
@@ -102,13 +108,16 @@ export class ReleaseStore {
    * device's secure_version and releases whose rollout excludes the device; the first one left is the
    * device's current release. Newer than what it runs: update; otherwise it is up to date.
    * A device left out of the newest rollout so still gets the newest release it is included in.
+   * `admit` adds the server's own rollout decision (rollout/engine.ts: stages and halts); it can only
+   * leave a release out, never add one the signed manifest's rollout excludes.
    */
-  decide(q: DeviceQuery, now: number): Decision {
+  decide(q: DeviceQuery, now: number, admit?: (release: Release) => boolean): Decision {
     for (const release of this.releases(q.hw)) {
       const m = release.manifest
       if (m.expires <= now) continue
       if (q.secureVersion !== undefined && m.secure_version < q.secureVersion) continue
       if (!inRollout(m, q.device)) continue
+      if (admit && !admit(release)) continue
       return compareSemver(m.version, q.version) > 0 ? { kind: 'update', release } : { kind: 'up-to-date', release }
     }
     return { kind: 'up-to-date' }

@@ -18,17 +18,39 @@ export interface ReportFilter {
  * shape and an operator can read both with `jq`. Lines that do not parse are skipped on read, never fatal.
  */
 export class ReportStore {
+  private readonly listeners: Array<(r: OtaReportRecord) => void> = []
+
   constructor(private readonly file: string) {}
 
+  /**
+   * Appends one report (the line is in the file when this returns), then tells the listeners: the
+   * rollout engine acts on reports (rollout/engine.ts). A listener that throws does not undo the append.
+   */
   append(record: OtaReportRecord): void {
     mkdirSync(dirname(this.file), { recursive: true })
     appendFileSync(this.file, JSON.stringify(record) + '\n', { mode: 0o640 })
+    for (const l of this.listeners) l(record)
+  }
+
+  /** Calls `listener` with every report appended from now on. */
+  onAppend(listener: (r: OtaReportRecord) => void): void {
+    this.listeners.push(listener)
   }
 
   /** Matching reports, oldest first, at most `limit` (the newest ones). */
   list(filter: ReportFilter = {}): OtaReportRecord[] {
-    if (!existsSync(this.file)) return []
     const out: OtaReportRecord[] = []
+    this.each((r) => {
+      if (filter.device && r.device !== filter.device) return
+      if (filter.deployment && r.deployment !== filter.deployment) return
+      out.push(r)
+    })
+    return out.slice(-(filter.limit ?? 100))
+  }
+
+  /** Every readable report in file order (the rollout engine rebuilds its view from them at start). */
+  each(fn: (r: OtaReportRecord) => void): void {
+    if (!existsSync(this.file)) return
     for (const line of readFileSync(this.file, 'utf8').split('\n')) {
       if (!line) continue
       let r: unknown
@@ -37,11 +59,7 @@ export class ReportStore {
       } catch {
         continue
       }
-      if (!checkRecord.Check(r)) continue
-      if (filter.device && r.device !== filter.device) continue
-      if (filter.deployment && r.deployment !== filter.deployment) continue
-      out.push(r)
+      if (checkRecord.Check(r)) fn(r)
     }
-    return out.slice(-(filter.limit ?? 100))
   }
 }
