@@ -14,6 +14,7 @@ import { silentLogger } from '../../common/src/logger.js'
 import { issueGatewayReplica, pkiFiles } from '../../common/src/pki/pki.js'
 import { FakeTalkBack } from '../fakes/talkback.js'
 import { TalkBackPoller } from '../../gateway/src/led/talkback.js'
+import { buildApp } from '../../gateway/src/api/app.js'
 
 const TB = { talkbackId: '4242', apiKey: 'TBKEY0123456789A' }
 const COMMANDS = 40
@@ -62,4 +63,10 @@ t.test(`two replicas polling one TalkBack queue relay each of ${COMMANDS} comman
   t.ok(published.length >= COMMANDS / 2, `${published.length} were published`)
   t.equal(new Set(received).size, received.length, 'no command reached a device twice')
   t.same(new Set(received), new Set(published.map((c) => c.cmd)), 'the devices received exactly the published commands')
+
+  // Each replica's API says that it shows only its share.
+  const api = await buildApp({ gateway: replicas[1]!.gw, readOnly: true })
+  t.teardown(() => api.close())
+  const devices = (await api.inject('/api/devices')).json()
+  t.match(devices.scope, { gateway: 'replica', group: 'site', replica: 'ferry-gateway-2', note: /one of several gateways/ })
 })

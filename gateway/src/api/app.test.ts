@@ -126,6 +126,7 @@ t.test('GET /api/devices shows online state, last reading and LED state', async 
   await waitUntil(() => gw.buffer.db.prepare("SELECT led_state FROM devices WHERE device = 'dev1' AND led_state IS NOT NULL").get(), 'LED state stored')
   const res = await app.inject('/api/devices')
   t.equal(res.statusCode, 200)
+  t.match(res.json().scope, { gateway: 'single', note: /every device message/ }, 'a single gateway says it sees everything')
   const [d] = res.json().devices
   t.equal(d.id, 'dev1')
   t.equal(d.online, true)
