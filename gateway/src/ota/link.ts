@@ -23,7 +23,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Logger } from '../../../common/src/logger.js'
 import { otaReportSchema } from '../../../ota-server/src/manifest/report.js'
 import { RolloutStatusSchema, type RolloutStatus } from '../../../ota-server/src/rollout/status.js'
-import type { RingBuffer } from '../buffer/index.js'
+import { EventReads, type RingBuffer } from '../buffer/index.js'
 
 export const META_OTA_CURSOR = 'ota_forward_cursor'
 export const META_OTA_ROLLOUTS = 'ota_rollouts'
@@ -72,7 +72,7 @@ export interface OtaRolloutsSnapshot {
 export class OtaLink {
   private readonly agent: Agent
   private readonly now: () => number
-  private readonly st: { events: { all(after: number, limit: number): unknown[] }; oldest: { get(): unknown } }
+  private readonly events: EventReads
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
   private stopped = false
@@ -89,11 +89,7 @@ export class OtaLink {
       // Below the OTA server's 5 s keep-alive: never reuse a connection the server is closing.
       keepAliveTimeout: 2_000,
     })
-    const db = opts.buffer.db
-    this.st = {
-      events: db.prepare("SELECT id, at, device, payload FROM events WHERE kind = 'ota_status' AND id > ? ORDER BY id LIMIT ?") as unknown as OtaLink['st']['events'],
-      oldest: db.prepare('SELECT min(id) AS id FROM events') as unknown as OtaLink['st']['oldest'],
-    }
+    this.events = new EventReads(opts.buffer.db)
     const saved = opts.buffer.getMeta<OtaRolloutsSnapshot>(META_OTA_ROLLOUTS)
     this.state = {
       lastSyncAt: null,
@@ -172,10 +168,10 @@ export class OtaLink {
 
   private async forward(): Promise<void> {
     for (;;) {
-      const rows = this.st.events.all(this.state.cursor, BATCH) as Array<{ id: number; at: number; device: string; payload: Buffer }>
+      const rows = this.events.otaStatusAfter(this.state.cursor, BATCH)
       if (!rows.length) return
       // Events after the cursor already pruned (FERRY_BUFFER_MAX_EVENTS): some may have been ota/status.
-      const oldest = (this.st.oldest.get() as { id: number | null }).id
+      const oldest = this.events.oldestId()
       if (this.state.cursor > 0 && oldest !== null && oldest > this.state.cursor + 1) {
         this.opts.log.warn({ url: this.opts.url, after: this.state.cursor, oldest }, 'device events were pruned from the buffer (FERRY_BUFFER_MAX_EVENTS) before the ota/status among them could be forwarded; the OTA server counts devices it hears nothing from as stalled')
       }
