@@ -93,7 +93,7 @@ t.test('every token, key and password setting is marked secret; the docs say so'
     'FERRY_THINGSPEAK_WRITE_KEY',
   ])
   // Names that look secret but hold a path to a key file, which may be named in an error.
-  const paths = ['FERRY_MQTT_KEY', 'FERRY_OTA_KEY']
+  const paths = ['FERRY_MQTT_KEY', 'FERRY_OTA_KEY', 'FERRY_HTTP_TLS_KEY']
   for (const name of Object.keys(fields)) {
     if (/(TOKEN|PASSWORD|SECRET|_KEY)$/.test(name) && !paths.includes(name)) t.ok(isSecret(fields[name]), `${name} is marked secret: true in its schema`)
   }

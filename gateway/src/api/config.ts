@@ -17,7 +17,7 @@ export const apiConfigSchema = Type.Object({
     description:
       'Certificate (PEM; a chain is allowed) to serve the API and dashboard over HTTPS only, TLS 1.2 or newer, e.g. <pki>/server.crt from "ferry pki server --host ferry.local"; its names must include the host name browsers and clients use. Set together with FERRY_HTTP_TLS_KEY.',
   })),
-  FERRY_HTTP_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'Private key (PEM) of FERRY_HTTP_TLS_CERT, e.g. <pki>/server.key.' })),
+  FERRY_HTTP_TLS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'Path to the private key (PEM) of FERRY_HTTP_TLS_CERT, e.g. <pki>/server.key.' })),
   FERRY_HTTP_TLS_CLIENT_CA: Type.Optional(Type.String({
     minLength: 1,
     description:
