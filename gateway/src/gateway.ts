@@ -6,6 +6,7 @@
  *   led/ (relay + TalkBack) publishes through ingest's MQTT session; api/ reads this Gateway.
  */
 import type { Logger } from '../../common/src/logger.js'
+import { gatewayReplicaCn, GATEWAY_CN } from '../../common/src/ids.js'
 import type { CoreConfig } from './core-config.js'
 import { discardWarner, lockBuffer, logSinkChanges, openBuffer, RingBuffer, queryStatus, META_BUFFER_LIMITS } from './buffer/index.js'
 import { bufferLimits } from './buffer/config.js'
@@ -78,7 +79,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
     warnDiscards(d)
   })
   const state = initialState(opened.recovered)
-  if (config.FERRY_MQTT_SHARE_GROUP) state.replica = { group: config.FERRY_MQTT_SHARE_GROUP, name: replica ? `ferry-gateway-${replica}` : 'ferry-gateway' }
+  if (config.FERRY_MQTT_SHARE_GROUP) state.replica = { group: config.FERRY_MQTT_SHARE_GROUP, name: replica ? gatewayReplicaCn(replica) : GATEWAY_CN }
   // Sinks no longer in FERRY_SINKS stop holding readings; one added back resumes (buffer/sinks.ts).
   logSinkChanges(log.child({ component: 'buffer' }), buffer.configureSinks(deps.sinks.map((s) => s.name)))
 

@@ -1,6 +1,9 @@
 import t from 'tap'
 import type { IngestItem } from '../buffer/index.js'
-import { confirmationsFor, encodeConfirmation, MAX_RANGES, toRanges } from './confirmations.js'
+import { committedKeys, confirmationsOf, encodeConfirmation, MAX_RANGES, toRanges } from './confirmations.js'
+
+/** What a commit-time confirmer publishes for a committed group. */
+const confirmationsFor = (items: Parameters<typeof committedKeys>[0]) => confirmationsOf(committedKeys(items))
 import { handleTelemetry } from './handlers/telemetry.js'
 
 const reading = (device: string, boot: number, seq: number): IngestItem =>

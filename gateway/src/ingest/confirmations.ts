@@ -59,9 +59,6 @@ export function confirmationsOf(keys: Iterable<ReadingKey>): Confirmation[] {
   return out
 }
 
-/** The confirmations for one committed group (see `committedKeys`). */
-export const confirmationsFor = (items: readonly IngestItem[]): Confirmation[] => confirmationsOf(committedKeys(items))
-
 /** Sorted, merged inclusive ranges of a list of integers (duplicates allowed). */
 export function toRanges(values: number[]): Array<[number, number]> {
   const sorted = Float64Array.from(values).sort()
