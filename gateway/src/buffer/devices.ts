@@ -53,7 +53,7 @@ export class DeviceReads {
       devices: db.prepare('SELECT * FROM devices ORDER BY device'),
       device: db.prepare('SELECT * FROM devices WHERE device = ?'),
       readings: db.prepare(
-        `SELECT boot, seq, ts_us AS tsUs, pot, switch, led FROM readings WHERE id >= ? AND device = ? AND ts_us >= ? AND ${LIVE_READING} ORDER BY id LIMIT ?`,
+        `SELECT boot, seq, ts_us AS tsUs, pot, switch, led FROM reading_rows WHERE id >= ? AND device = (SELECT id FROM device_ids WHERE device = ?) AND ts_us >= ? AND ${LIVE_READING} ORDER BY id LIMIT ?`,
       ),
     }
   }

@@ -120,4 +120,40 @@ export const migrations: readonly string[] = [
   CREATE TABLE dead_letter_discards (device TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (device, reason)) WITHOUT ROWID;
   ALTER TABLE dead_letters ADD COLUMN payload_bytes INTEGER;
   `,
+  // 7: fewer bytes written per reading (docs/buffer-storage.md). A reading is stored as its parsed
+  // columns; its raw bytes only when they say more than the columns (extra fields, no or a moved
+  // `ts`: ring-buffer.ts `keepsRawPayload`); `size` keeps the received length that
+  // FERRY_BUFFER_MAX_BYTES counts. Device ids become small integers (`device_ids`), in the rows and
+  // in the dedupe index. `readings` stays as a view with the columns it always had (the payload
+  // rebuilt from the columns where it was not kept), for the read-only tools and for people.
+  // AUTOINCREMENT's high-water mark moves over, so ids are never reused and sink cursors stay valid.
+  `
+  CREATE TABLE device_ids (id INTEGER PRIMARY KEY, device TEXT NOT NULL UNIQUE);
+  INSERT INTO device_ids (device) SELECT DISTINCT device FROM readings ORDER BY device;
+  CREATE TABLE reading_rows (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    device      INTEGER NOT NULL,   -- device_ids.id
+    boot        INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    ts_us       INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    pot         INTEGER NOT NULL,
+    switch      INTEGER NOT NULL,
+    led         INTEGER,
+    size        INTEGER NOT NULL,   -- bytes of the payload as received
+    payload     BLOB,               -- raw bytes; NULL when the columns say all of it
+    UNIQUE (device, boot, seq)
+  );
+  INSERT INTO reading_rows (id, device, boot, seq, ts_us, received_at, pot, switch, led, size, payload)
+    SELECT r.id, d.id, r.boot, r.seq, r.ts_us, r.received_at, r.pot, r.switch, r.led, length(r.payload), r.payload
+    FROM readings r JOIN device_ids d ON d.device = r.device ORDER BY r.id;
+  DELETE FROM sqlite_sequence WHERE name = 'reading_rows';
+  INSERT INTO sqlite_sequence (name, seq) SELECT 'reading_rows', seq FROM sqlite_sequence WHERE name = 'readings';
+  DROP TABLE readings;
+  CREATE VIEW readings AS
+    SELECT r.id, d.device, r.boot, r.seq, r.ts_us, r.received_at, r.pot, r.switch, r.led, r.size,
+      coalesce(r.payload, CAST('{"seq":' || r.seq || ',"boot":' || r.boot || ',"ts":' || (r.ts_us / 1000) || ',"pot":' || r.pot ||
+        ',"switch":' || r.switch || coalesce(',"led":' || r.led, '') || '}' AS BLOB)) AS payload
+    FROM reading_rows r JOIN device_ids d ON d.id = r.device;
+  `,
 ]

@@ -4,6 +4,7 @@ import { SinkRegistry, type SinkChange } from './sinks.js'
 import { FerryError } from '../../../common/src/errors.js'
 import { IngestRate, META_INGEST_RATE } from './runway.js'
 import { DeadLetterStore, type DiscardCount } from './dead-letter-store.js'
+import { readingStore } from './schema.js'
 
 /**
  * Smallest reading id received at or after `t`, or null when none was; by binary search over ids in
@@ -12,8 +13,9 @@ import { DeadLetterStore, type DiscardCount } from './dead-letter-store.js'
  * Used by prune (what is older than the dedupe window) and the API (readings since a time).
  */
 export function receiveTimeSearch(db: Database.Database): (t: number) => number | null {
-  const range = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM readings')
-  const atOrAfter = db.prepare('SELECT id, received_at AS at FROM readings WHERE id >= ? ORDER BY id LIMIT 1')
+  const { table } = readingStore(db)
+  const range = db.prepare(`SELECT min(id) AS lo, max(id) AS hi FROM ${table}`)
+  const atOrAfter = db.prepare(`SELECT id, received_at AS at FROM ${table} WHERE id >= ? ORDER BY id LIMIT 1`)
   return (t) => {
     const r = range.get() as { lo: number | null; hi: number | null }
     if (r.lo === null || r.hi === null) return null
@@ -58,6 +60,9 @@ export class RingBuffer {
   private rows = 0
   private bytes = 0
   private clocks = new Map<string, number>()
+  /** `device_ids`: the small integer each device's rows and dedupe keys carry, both ways. */
+  private deviceIds = new Map<string, number>()
+  private deviceNames: string[] = []
   private readonly rate: IngestRate
   private ratePersistedAt = 0
   /** The active (not retired) sinks; see sinks.ts. */
@@ -77,10 +82,11 @@ export class RingBuffer {
     this.registry = new SinkRegistry(db)
     this.deadLetters = new DeadLetterStore(db, limits.deadLetters, now)
     this.firstReceivedAtOrAfter = receiveTimeSearch(db)
-    const agg = db.prepare('SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS b FROM readings').get() as { n: number; b: number }
+    const agg = db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM reading_rows').get() as { n: number; b: number }
     this.rows = agg.n
     this.bytes = agg.b
     this.loadClocks()
+    this.loadDeviceIds()
     this.rate = new IngestRate(now())
     for (const r of db.prepare('SELECT name FROM sink_state WHERE retired_at IS NULL').all() as Array<{ name: string }>) this.sinks.add(r.name)
     this.ingestTx = db.transaction((items: readonly IngestItem[]) => {
@@ -101,6 +107,26 @@ export class RingBuffer {
     }
   }
 
+  private loadDeviceIds(): void {
+    this.deviceIds = new Map()
+    this.deviceNames = []
+    for (const r of this.db.prepare('SELECT id, device FROM device_ids').all() as Array<{ id: number; device: string }>) {
+      this.deviceIds.set(r.device, r.id)
+      this.deviceNames[r.id] = r.device
+    }
+  }
+
+  /** The device's integer id, given it on its first reading (inside the caller's transaction). */
+  private deviceId(device: string): number {
+    let id = this.deviceIds.get(device)
+    if (id === undefined) {
+      id = Number(this.st.addDeviceId.run(device).lastInsertRowid)
+      this.deviceIds.set(device, id)
+      this.deviceNames[id] = device
+    }
+    return id
+  }
+
   /**
    * Runs a write transaction; if it throws (rolled back), the counts and clocks kept in memory are put
    * back as the database has them, so a refused or failed commit leaves no trace. Once it committed,
@@ -116,6 +142,7 @@ export class RingBuffer {
       this.rows = rows
       this.bytes = bytes
       this.loadClocks()
+      this.loadDeviceIds() // one given inside the rolled-back transaction is gone
       this.deadLetters.rolledBack()
       throw err
     }
@@ -127,8 +154,9 @@ export class RingBuffer {
     const db = this.db
     return {
       insertReading: db.prepare(
-        'INSERT OR IGNORE INTO readings (device, boot, seq, ts_us, received_at, pot, switch, led, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO reading_rows (device, boot, seq, ts_us, received_at, pot, switch, led, size, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
+      addDeviceId: db.prepare('INSERT INTO device_ids (device) VALUES (?)'),
       // One row per device per batch: last seen, last reading, and the clock that keeps point times increasing.
       upsertDeviceReading: db.prepare(
         `INSERT INTO devices (device, last_seen, last_reading, last_reading_at, last_ts_us) VALUES (?, ?, ?, ?, ?)
@@ -140,31 +168,31 @@ export class RingBuffer {
       deviceStatus: db.prepare('UPDATE devices SET online = ?, status_at = ? WHERE device = ?'),
       deviceLed: db.prepare('UPDATE devices SET led_state = ? WHERE device = ?'),
       deviceOta: db.prepare('UPDATE devices SET ota_state = ? WHERE device = ?'),
-      oldest: db.prepare(`SELECT id, device, NOT (${LIVE_READING}) AS retired, length(payload) AS b FROM readings ORDER BY id LIMIT ?`),
-      deleteUpTo: db.prepare('DELETE FROM readings WHERE id <= ?'),
+      oldest: db.prepare(`SELECT id, device, NOT (${LIVE_READING}) AS retired, size AS b FROM reading_rows ORDER BY id LIMIT ?`),
+      deleteUpTo: db.prepare('DELETE FROM reading_rows WHERE id <= ?'),
       addDrops: db.prepare('INSERT INTO drops (device, count) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET count = count + excluded.count'),
       addExpired: db.prepare('INSERT INTO expired (device, count) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET count = count + excluded.count'),
       liveByDevice: db.prepare(`SELECT device, count(*) AS n FROM readings WHERE id > ? AND id <= ? AND ${LIVE_READING} GROUP BY device`),
       minCursor: db.prepare('SELECT min(cursor) AS c FROM sink_state WHERE retired_at IS NULL'),
       // The raw payload is not read: sinks encode from the parsed columns, and a dead letter fetches
-      // its payload by id (payloadOf). Skipping it makes reading a large backlog ~30% cheaper.
-      readAfter: db.prepare(
-        `SELECT id, device, boot, seq, ts_us AS tsUs, received_at AS receivedAt, pot, switch, led FROM readings WHERE id > ? AND ${LIVE_READING} ORDER BY id LIMIT ?`,
-      ),
+      // its payload by id (payloadOf). Rows come as arrays (`raw`): better-sqlite3 builds an object
+      // per row with named properties at about three times the cost (docs/buffer-storage.md#reading).
+      readAfter: db.prepare(`SELECT id, device, boot, seq, ts_us, received_at, pot, switch, led FROM reading_rows WHERE id > ? AND ${LIVE_READING} ORDER BY id LIMIT ?`).raw(true),
+      // Through the view: the raw bytes, or the JSON rebuilt from the columns.
       payloadOf: db.prepare('SELECT payload FROM readings WHERE id = ?'),
-      retire: db.prepare('UPDATE readings SET seq = -id WHERE device = ? AND boot = ? AND seq = ?'),
+      retire: db.prepare('UPDATE reading_rows SET seq = -id WHERE device = ? AND boot = ? AND seq = ?'),
       // Only for a requeued reading (a scan of the device's rows through the UNIQUE index).
-      keysBetween: db.prepare('SELECT device, boot, seq FROM readings WHERE id > ? AND id <= ? AND seq >= 0 ORDER BY id'),
-      idOf: db.prepare('SELECT id FROM readings WHERE device = ? AND boot = ? AND seq = ?').pluck(),
-      pointTimeTaken: db.prepare(`SELECT 1 FROM readings WHERE device = ? AND ts_us = ? AND ${LIVE_READING}`),
+      keysBetween: db.prepare('SELECT device, boot, seq FROM reading_rows WHERE id > ? AND id <= ? AND seq >= 0 ORDER BY id'),
+      idOf: db.prepare('SELECT id FROM reading_rows WHERE device = ? AND boot = ? AND seq = ?').pluck(),
+      pointTimeTaken: db.prepare(`SELECT 1 FROM reading_rows WHERE device = ? AND ts_us = ? AND ${LIVE_READING}`),
       cursorOf: db.prepare('SELECT cursor FROM sink_state WHERE name = ?'),
       advance: db.prepare(
         'UPDATE sink_state SET cursor = max(cursor, ?), sent_total = sent_total + ?, rejected_total = rejected_total + ?, last_ok_at = coalesce(?, last_ok_at) WHERE name = ?',
       ),
       sinkError: db.prepare('UPDATE sink_state SET last_error_code = ?, last_error = ?, last_error_at = ? WHERE name = ?'),
-      countUpTo: db.prepare('SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS b FROM readings WHERE id <= ?'),
+      countUpTo: db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM reading_rows WHERE id <= ?'),
       pruneEvents: db.prepare('DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?'),
-      idRange: db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM readings'),
+      idRange: db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM reading_rows'),
       setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
     }
@@ -194,7 +222,8 @@ export class RingBuffer {
             : this.limits.replica == null
               ? Math.max(pointTimeUs(it.tsMs, it.receivedAt), last + 1)
               : sharedPointTime(it, last, this.limits.replica)
-        const r = this.st.insertReading.run(it.device, it.boot, it.seq, tsUs, it.receivedAt, it.pot, it.switch, it.led, it.payload)
+        const raw = keepsRawPayload(it, tsUs) ? it.payload : null
+        const r = this.st.insertReading.run(this.deviceId(it.device), it.boot, it.seq, tsUs, it.receivedAt, it.pot, it.switch, it.led, it.payload.length, raw)
         seen.set(it.device, it.receivedAt)
         if (r.changes === 1) {
           out.stored++
@@ -272,7 +301,7 @@ export class RingBuffer {
     let dropped = 0
     while (this.overLimits()) {
       const excessRows = Math.max(0, this.rows - this.limits.maxRows)
-      const chunk = this.st.oldest.all(Math.max(64, Math.min(excessRows, 10_000))) as Array<{ id: number; device: string; retired: 0 | 1; b: number }>
+      const chunk = this.st.oldest.all(Math.max(64, Math.min(excessRows, 10_000))) as Array<{ id: number; device: number; retired: 0 | 1; b: number }>
       if (chunk.length === 0) break
       let cut = -1
       let rows = this.rows
@@ -283,7 +312,7 @@ export class RingBuffer {
         cut = r.id
         rows--
         bytes -= r.b
-        if (r.id > passed && !r.retired) perDevice.set(r.device, (perDevice.get(r.device) ?? 0) + 1)
+        if (r.id > passed && !r.retired) perDevice.set(this.deviceNames[r.device]!, (perDevice.get(this.deviceNames[r.device]!) ?? 0) + 1)
       }
       if (cut < 0) break
       this.st.deleteUpTo.run(cut)
@@ -307,14 +336,17 @@ export class RingBuffer {
 
   /** `(device, boot, seq)` of the readings with `lo < id <= hi` still held, in id order. */
   readingKeysBetween(lo: number, hi: number): Array<{ device: string; boot: number; seq: number }> {
-    return this.st.keysBetween.all(lo, hi) as Array<{ device: string; boot: number; seq: number }>
+    const rows = this.st.keysBetween.all(lo, hi) as Array<{ device: number | string; boot: number; seq: number }>
+    for (const r of rows) r.device = this.deviceNames[r.device as number]!
+    return rows as Array<{ device: string; boot: number; seq: number }>
   }
 
   /** Those of `readings` (already stored: duplicates) that every sink has taken. */
   deliveredAmong<R extends { device: string; boot: number; seq: number }>(readings: readonly R[]): R[] {
     const upTo = this.minCursor()
     return readings.filter((r) => {
-      const id = this.st.idOf.get(r.device, r.boot, r.seq) as number | undefined
+      const device = this.deviceIds.get(r.device)
+      const id = device === undefined ? undefined : (this.st.idOf.get(device, r.boot, r.seq) as number | undefined)
       return id !== undefined && id <= upTo
     })
   }
@@ -331,7 +363,8 @@ export class RingBuffer {
    * had one: see dead-letters.ts).
    */
   private freePointTime(device: string, tsUs: number): number {
-    while (this.st.pointTimeTaken.get(device, tsUs)) tsUs++
+    const id = this.deviceId(device)
+    while (this.st.pointTimeTaken.get(id, tsUs)) tsUs++
     return tsUs
   }
 
@@ -366,10 +399,13 @@ export class RingBuffer {
 
   /** Readings with id > `afterId`, oldest first (the drainer reads ahead of its cursor while batches are in flight). */
   readFrom(afterId: number, limit: number): BufferedReading[] {
-    const rows = this.st.readAfter.all(afterId, limit) as BufferedReading[]
-    // Normalised in place: a backlog is read in batches of thousands, and copies cost GC time.
-    for (const r of rows) r.switch = r.switch ? 1 : 0
-    return rows
+    const rows = this.st.readAfter.all(afterId, limit) as RawReading[]
+    const out: BufferedReading[] = new Array(rows.length)
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!
+      out[i] = { id: r[0], device: this.deviceNames[r[1]]!, boot: r[2], seq: r[3], tsUs: r[4], receivedAt: r[5], pot: r[6], switch: r[7] ? 1 : 0, led: r[8] }
+    }
+    return out
   }
 
   cursor(sink: string): number {
@@ -421,7 +457,8 @@ export class RingBuffer {
   requeue(item: IngestItem): IngestOutcome {
     return this.undoable(() =>
       this.db.transaction(() => {
-        if (item.type === 'reading') this.st.retire.run(item.device, item.boot, item.seq)
+        const device = item.type === 'reading' ? this.deviceIds.get(item.device) : undefined
+        if (item.type === 'reading' && device !== undefined) this.st.retire.run(device, item.boot, item.seq)
         return this.ingestItems([item])
       })(),
     )
@@ -564,6 +601,19 @@ export class RingBuffer {
     const r = this.st.getMeta.get(key) as { value: string } | undefined
     return r ? (JSON.parse(r.value) as T) : undefined
   }
+}
+
+/** A `readAfter` row: id, device id, boot, seq, ts_us, received_at, pot, switch, led. */
+type RawReading = [number, number, number, number, number, number, number, number, number | null]
+
+/**
+ * Whether a reading's raw bytes must be stored beside its columns: unless the payload holds nothing
+ * but the fields (`fieldsOnly`) and the device's `ts` can be read back from the point time, the JSON
+ * rebuilt from the columns (the `readings` view) would say less than what the device sent.
+ * Migration 7 and docs/buffer-storage.md.
+ */
+export function keepsRawPayload(it: ReadingIn, tsUs: number): boolean {
+  return !it.fieldsOnly || it.tsMs === undefined || Math.floor(tsUs / 1000) !== it.tsMs
 }
 
 /** Device `ts` when plausible, else the receive time; in microseconds. */

@@ -38,9 +38,9 @@ export class SinkRegistry {
       add: db.prepare('INSERT INTO sink_state (name, cursor) VALUES (?, 0)'),
       retire: db.prepare('UPDATE sink_state SET retired_at = ? WHERE name = ?'),
       resume: db.prepare('UPDATE sink_state SET retired_at = NULL, cursor = ? WHERE name = ?'),
-      oldestId: db.prepare('SELECT min(id) AS id FROM readings'),
+      oldestId: db.prepare('SELECT min(id) AS id FROM reading_rows'),
       // AUTOINCREMENT keeps the largest id ever given here, also when every row has been deleted.
-      lastId: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'readings'"),
+      lastId: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'reading_rows'"),
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3'
 import { LIVE_READING } from './ring-buffer.js'
+import { readingStore } from './schema.js'
 import { drainEtaS, META_BUFFER_LIMITS, META_INGEST_PAUSED, META_INGEST_RATE, rateAt, runway, type RateSnapshot, type Runway } from './runway.js'
 import type { BufferLimits } from './types.js'
 import { DEAD_LETTER_BYTES_SQL, type DeadLetterLimits } from './dead-letter-store.js'
@@ -50,9 +51,10 @@ export type SinkOutlook = SinkBacklog & { drainEtaS: number | null }
 export function queryStatus(db: Database.Database, now = Date.now(), counts?: LiveCounts) {
   // Exact counts scan the whole buffer: fine for `ferry status`, too slow to repeat for every
   // dashboard poll on a large backlog, so the running gateway passes the counts it keeps in memory.
-  const agg = counts?.size() ?? (db.prepare('SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes FROM readings').get() as { rows: number; bytes: number })
-  const oldestAfter = db.prepare('SELECT received_at AS at FROM readings WHERE id > ? ORDER BY id LIMIT 1')
-  const countAfter = db.prepare('SELECT count(*) AS n FROM readings WHERE id > ?')
+  const store = readingStore(db)
+  const agg = counts?.size() ?? (db.prepare(`SELECT count(*) AS rows, coalesce(sum(${store.size}), 0) AS bytes FROM ${store.table}`).get() as { rows: number; bytes: number })
+  const oldestAfter = db.prepare(`SELECT received_at AS at FROM ${store.table} WHERE id > ? ORDER BY id LIMIT 1`)
+  const countAfter = db.prepare(`SELECT count(*) AS n FROM ${store.table} WHERE id > ?`)
   // `*`: `ferry status` opens the file read-only, so it may not be migrated yet (no retired_at column).
   const states = db.prepare('SELECT * FROM sink_state ORDER BY name').all() as Array<Record<string, unknown>>
   const retiredSinks = states.filter((s) => s.retired_at != null).map((s): RetiredSink => ({
@@ -141,7 +143,7 @@ function outlook(meta: Record<string, unknown>, sinks: SinkBacklog[], held: { ro
  */
 export function readingCounts(db: Database.Database): { perDevice: Record<string, number>; backlog: number } {
   const rows = db.prepare(`SELECT device, count(*) AS n FROM readings WHERE ${LIVE_READING} GROUP BY device`).all() as Array<{ device: string; n: number }>
-  const hi = (db.prepare('SELECT coalesce(max(id), 0) AS hi FROM readings').get() as { hi: number }).hi
+  const hi = (db.prepare(`SELECT coalesce(max(id), 0) AS hi FROM ${readingStore(db).table}`).get() as { hi: number }).hi
   const lo = (db.prepare('SELECT coalesce(min(cursor), 0) AS lo FROM sink_state WHERE retired_at IS NULL').get() as { lo: number }).lo
   return { perDevice: Object.fromEntries(rows.map((r) => [r.device, r.n])), backlog: Math.max(0, hi - lo) }
 }

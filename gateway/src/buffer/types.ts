@@ -24,6 +24,12 @@ export interface ReadingIn {
   switch: 0 | 1
   led: number | null
   payload: Buffer
+  /**
+   * The payload holds the reading's fields and nothing else (seq, boot, pot, switch, and ts and led
+   * when present): the buffer may store the columns alone and rebuild the JSON from them
+   * (docs/buffer-storage.md). Unset: the raw bytes are kept.
+   */
+  fieldsOnly?: boolean
 }
 
 /** Something that could not be stored as what it claimed to be. */

@@ -10,12 +10,13 @@ const good = { seq: 7, boot: 2, ts: 1767225600000, pot: 4095, switch: 1, led: 10
 
 t.test('a valid reading keeps every field and the raw payload', async (t) => {
   const r = handle(good)
-  t.same(r, { type: 'reading', topic: TOPIC, device: 'dev1', boot: 2, seq: 7, tsMs: 1767225600000, receivedAt: 1000, pot: 4095, switch: 1, led: 100, payload: Buffer.from(JSON.stringify(good)) })
+  t.same(r, { type: 'reading', topic: TOPIC, device: 'dev1', boot: 2, seq: 7, tsMs: 1767225600000, receivedAt: 1000, pot: 4095, switch: 1, led: 100, payload: Buffer.from(JSON.stringify(good)), fieldsOnly: true })
 })
 
-t.test('ts and led are optional; extra fields from newer firmware are allowed', async (t) => {
-  t.match(handle({ seq: 0, boot: 0, pot: 0, switch: 0 }), { type: 'reading', tsMs: undefined, led: null })
-  t.match(handle({ ...good, rssi: -60 }), { type: 'reading', seq: 7 })
+t.test('ts and led are optional; extra fields from newer firmware are allowed and mark the payload as more than its fields', async (t) => {
+  t.match(handle({ seq: 0, boot: 0, pot: 0, switch: 0 }), { type: 'reading', tsMs: undefined, led: null, fieldsOnly: true })
+  t.match(handle({ ...good, rssi: -60 }), { type: 'reading', seq: 7, fieldsOnly: false })
+  t.match(handle({ seq: 0, boot: 0, pot: 0, switch: 0, led: 5, extra: null }), { type: 'reading', fieldsOnly: false }, 'counted against the fields present')
 })
 
 t.test('anything else is a dead letter whose reason names the field', async (t) => {

@@ -8,8 +8,10 @@ function isUint(v: unknown, max = MAX_SAFE): v is number {
 
 /**
  * Validates `{"seq": uint, "boot": uint, "ts"?: epoch ms, "pot": 0..4095, "switch": 0|1, "led"?: 0..100}`.
- * Extra fields are allowed (newer firmware) and kept in the raw payload. Returns the reading, or a
- * dead letter whose reason names the first field that is wrong and what was expected.
+ * Extra fields are allowed (newer firmware) and kept in the raw payload; a payload of these fields
+ * alone is marked `fieldsOnly`, so the buffer may store its columns without the raw bytes
+ * (docs/buffer-storage.md). Returns the reading, or a dead letter whose reason names the first field
+ * that is wrong and what was expected.
  */
 export function handleTelemetry(topic: string, device: string, payload: Buffer, receivedAt: number, maxBytes: number): ReadingIn | DeadIn {
   const dead = (reason: string): DeadIn => ({ type: 'dead', topic, device, reason, payload, receivedAt })
@@ -31,6 +33,8 @@ export function handleTelemetry(topic: string, device: string, payload: Buffer, 
   if (fields.switch !== 0 && fields.switch !== 1) return deadReading('"switch" must be 0 or 1')
   if (fields.led !== undefined && !isUint(fields.led, 100)) return deadReading('"led" must be an integer 0..100 when present')
   if (fields.ts !== undefined && !isUint(fields.ts)) return deadReading('"ts" must be epoch milliseconds when present')
+  let keys = 0
+  for (const _ in fields) keys++
   return {
     type: 'reading',
     topic,
@@ -43,5 +47,6 @@ export function handleTelemetry(topic: string, device: string, payload: Buffer, 
     switch: fields.switch,
     led: (fields.led as number | undefined) ?? null,
     payload,
+    fieldsOnly: keys === 4 + (fields.ts === undefined ? 0 : 1) + (fields.led === undefined ? 0 : 1),
   }
 }
