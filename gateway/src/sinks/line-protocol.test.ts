@@ -19,10 +19,14 @@ t.test('never uses the unsigned u suffix', async (t) => {
   t.notMatch(toLine(row({ led: 5 })), /\du[ ,]/)
 })
 
-t.test('the timestamp is exact beyond 2^53 (BigInt, no float loss)', async (t) => {
+t.test('the timestamp is exact beyond 2^53 (digits and 000, no float loss)', async (t) => {
   // µs × 1000 for any real date is above 2^53, where doubles are 256 ns apart.
   t.equal(nsFromUs(9_007_199_254_740_991), '9007199254740991000')
   t.equal(nsFromUs(1_767_225_600_000_001), '1767225600000001000')
+  t.equal(nsFromUs(0), '0')
+  t.equal(nsFromUs(-5), '-5000')
+  t.throws(() => nsFromUs(1.5), /integer number of microseconds/)
+  for (const us of [1, 999, 1000, 1_700_000_000_000_000, 2 ** 52 + 1]) t.equal(nsFromUs(us), (BigInt(us) * 1000n).toString())
   t.equal(BigInt(1_767_225_600_000_001 * 1000).toString(), '1767225600000001024', 'control: float math lands 24 ns off')
 })
 
@@ -38,7 +42,7 @@ t.test('escapes commas, spaces and equals signs in tag keys, tag values and fiel
 
 t.test('a row that cannot be encoded is rejected with a reason, the others encoded', async (t) => {
   const { ok, bad } = encodeBatch([row({ id: 1 }), row({ id: 2, pot: 1.5 }), row({ id: 3, device: '' }), row({ id: 4 })])
-  t.same(ok.map((x) => x.row.id), [1, 4])
+  t.same(ok.map((x) => x.id), [1, 4])
   t.same(bad.map((x) => x.id), [2, 3])
   t.match(bad[0]?.reason, /pot must be an integer/)
   t.match(bad[1]?.reason, /device id is empty/)

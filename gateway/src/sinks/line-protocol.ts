@@ -6,9 +6,12 @@
  * Escaping follows the line protocol reference (docs/cloud-apis.md#line-protocol): measurement
  * escapes comma and space; tag keys, tag values and field keys escape comma, equals sign and space.
  * All fields are signed integers (`i`): InfluxDB 1.x rejects the unsigned `u` suffix unless built
- * with uint support. The timestamp is `tsUs × 1000` in nanoseconds, computed with BigInt so no
- * float rounding can move a point (2^53 ns is only ~104 days; µs × 1000 exceeds it for any real
- * date).
+ * with uint support. The timestamp is `tsUs × 1000` in nanoseconds, written as the digits of the
+ * integer `tsUs` followed by `000`, so no float rounding can move a point (2^53 ns is only ~104
+ * days; µs × 1000 as a double exceeds it for any real date).
+ *
+ * This runs once per reading while a backlog drains, so it avoids per-field closures, BigInt and
+ * intermediate objects (bench/README.md, drain).
  */
 import type { BufferedReading } from './types.js'
 
@@ -33,18 +36,17 @@ export function escapeKey(s: string): string {
   return s.replace(/[,= ]/g, (c) => `\\${c}`)
 }
 
-/** `name=<v>i`. Field names here are fixed identifiers that need no escaping. */
-function int(name: string, v: unknown): string {
+/** Throws unless `v` is a safe integer (a field value or a timestamp that can be written exactly). */
+function checkInt(name: string, v: unknown): void {
   if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
     throw new LineProtocolError(`field ${name} must be an integer, got ${JSON.stringify(v)}`)
   }
-  return `${name}=${v}i`
 }
 
-/** `tsUs` (µs since the epoch) as an exact nanosecond integer string. */
+/** `tsUs` (µs since the epoch) as an exact nanosecond integer string: its digits and `000`. */
 export function nsFromUs(tsUs: number): string {
   if (!Number.isSafeInteger(tsUs)) throw new LineProtocolError(`timestamp must be an integer number of microseconds, got ${tsUs}`)
-  return (BigInt(tsUs) * 1000n).toString()
+  return tsUs === 0 ? '0' : `${tsUs}000`
 }
 
 /**
@@ -63,16 +65,28 @@ function seriesKey(measurement: string, device: string): string {
 }
 
 function lineWith(row: BufferedReading, key: string): string {
-  const led = row.led !== null && row.led !== undefined ? `,${int('led', row.led)}` : ''
-  return `${key} ${int('pot', row.pot)},${int('switch', row.switch)},${int('seq', row.seq)},${int('boot', row.boot)}${led} ${nsFromUs(row.tsUs)}`
+  const { pot, switch: sw, seq, boot, led } = row
+  checkInt('pot', pot)
+  checkInt('switch', sw)
+  checkInt('seq', seq)
+  checkInt('boot', boot)
+  const hasLed = led !== null && led !== undefined
+  if (hasLed) checkInt('led', led)
+  return `${key} pot=${pot}i,switch=${sw}i,seq=${seq}i,boot=${boot}i${hasLed ? `,led=${led}i` : ''} ${nsFromUs(row.tsUs)}`
+}
+
+/** One encoded reading: its buffer id and its line. */
+export interface EncodedLine {
+  id: number
+  line: string
 }
 
 /** Encodes a batch: lines for the rows that can be written, and rejections for those that cannot. */
 export function encodeBatch(rows: readonly BufferedReading[], measurement = DEFAULT_MEASUREMENT): {
-  ok: { row: BufferedReading; line: string }[]
+  ok: EncodedLine[]
   bad: { id: number; reason: string }[]
 } {
-  const ok: { row: BufferedReading; line: string }[] = []
+  const ok: EncodedLine[] = []
   const bad: { id: number; reason: string }[] = []
   // A backlog batch holds thousands of readings from a few devices: escape each series key once.
   const keys = new Map<string, string>()
@@ -83,7 +97,7 @@ export function encodeBatch(rows: readonly BufferedReading[], measurement = DEFA
         key = seriesKey(measurement, row.device)
         keys.set(row.device, key)
       }
-      ok.push({ row, line: lineWith(row, key) })
+      ok.push({ id: row.id, line: lineWith(row, key) })
     } catch (err) {
       if (!(err instanceof LineProtocolError)) throw err
       bad.push({ id: row.id, reason: `cannot encode as line protocol: ${err.message}` })

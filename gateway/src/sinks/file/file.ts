@@ -127,7 +127,7 @@ export class FileSink implements Sink {
       bytes = data.length
     }
     if (held > 0) this.deps.log.info({ rows: held, path: this.cfg.FERRY_FILE_PATH }, 'file already holds these readings (written before a crash); not writing them again')
-    result.accepted = ok.map((x) => x.row.id)
+    result.accepted = ok.map((x) => x.id)
     this.deps.log.debug({ rows: fresh.length, skipped: held, bytes, size: this.size }, 'file batch written')
     return result
   }

@@ -242,6 +242,17 @@ t.test('a dropped connection after progress reports the delivered part and keeps
   t.equal(f.points().length, r.accepted.length)
 })
 
+t.test('the body limit counts bytes, not characters, when the measurement is not ASCII', async (t) => {
+  const limit = 1024
+  const { f, sink } = await setup(t, 2, { FERRY_INFLUX_GZIP: 'false', FERRY_INFLUX_MAX_BODY_BYTES: String(limit), FERRY_INFLUX_MEASUREMENT: 'é'.repeat(30) })
+  const r = await sink.write(makeRows(40), signal())
+  t.equal(r.accepted.length, 40)
+  t.ok(f.requests.length > 1, `split into ${f.requests.length} requests`)
+  const sizes = f.requests.map((q) => Buffer.byteLength(q.text))
+  t.ok(sizes.every((b) => b <= limit), `every body within ${limit} bytes: ${sizes.join(', ')}`)
+  t.ok(f.requests.some((q) => Buffer.byteLength(q.text) > q.text.length), 'the bodies hold multi-byte characters')
+})
+
 t.test('a server behind a private CA is trusted with FERRY_INFLUX_CA, refused without it', async (t) => {
   const pki = await makePki(t, [])
   const tls = { cert: readFileSync(pki.files.serverCert), key: readFileSync(pki.files.serverKey) }

@@ -27,18 +27,14 @@ import type { HttpVerdict } from '../http/classify.js'
 import { chunkBySize, writeBisecting } from '../http/bisect.js'
 import { resolveDeps, type SinkDeps } from '../deps.js'
 import { HttpClient } from '../http/client.js'
-import { encodeBatch } from '../line-protocol.js'
+import { encodeBatch, escapeMeasurement, type EncodedLine } from '../line-protocol.js'
 import type { BufferedReading, Sink, WriteResult } from '../types.js'
 import { interpretInfluxAnswer, PARTIAL_WRITE_TEXT } from './answers.js'
 import { checkInfluxConfig, type InfluxConfig } from './config.js'
 
 const gzipAsync = promisify(gzip)
 
-interface Encoded {
-  id: number
-  row: BufferedReading
-  line: string
-}
+type Encoded = EncodedLine
 
 /** The InfluxDB sink. Build it with `createInfluxSink`. */
 export class InfluxSink implements Sink {
@@ -50,12 +46,15 @@ export class InfluxSink implements Sink {
   /** First row id of a chunk → the 500 it keeps getting and how often in a row (see `writeChunk`). */
   private readonly repeated500 = new Map<number, { reason: string; count: number }>()
   private closed = false
+  /** Every line is ASCII when the measurement is (device ids and numbers are): its length is its size in bytes. */
+  private readonly asciiLines: boolean
 
   constructor(private readonly cfg: InfluxConfig, deps: SinkDeps = {}) {
     checkInfluxConfig(cfg)
     this.maxBatch = cfg.FERRY_INFLUX_BATCH_SIZE
     this.concurrency = cfg.FERRY_INFLUX_CONCURRENCY
     this.deps = resolveDeps(deps, this.name)
+    this.asciiLines = /^[\x20-\x7e]*$/.test(escapeMeasurement(cfg.FERRY_INFLUX_MEASUREMENT))
     this.http = new HttpClient({
       url: cfg.FERRY_INFLUX_URL,
       ...(cfg.FERRY_INFLUX_CA ? { caFile: cfg.FERRY_INFLUX_CA } : {}),
@@ -70,9 +69,9 @@ export class InfluxSink implements Sink {
     signal.throwIfAborted()
     const { ok, bad } = encodeBatch(batch, this.cfg.FERRY_INFLUX_MEASUREMENT)
     const result: WriteResult = { accepted: [], retryable: [], rejected: [...bad] }
-    const items: Encoded[] = ok.map((x) => ({ id: x.row.id, row: x.row, line: x.line }))
     // Stay under the server's body limit before it has to tell us with a 413.
-    const chunks = chunkBySize(items, (x) => Buffer.byteLength(x.line) + 1, this.cfg.FERRY_INFLUX_MAX_BODY_BYTES)
+    const size = this.asciiLines ? (x: Encoded) => x.line.length + 1 : (x: Encoded) => Buffer.byteLength(x.line) + 1
+    const chunks = chunkBySize(ok, size, this.cfg.FERRY_INFLUX_MAX_BODY_BYTES)
     for (let i = 0; i < chunks.length; i++) {
       let chunkResult: WriteResult
       try {
