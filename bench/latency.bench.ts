@@ -83,6 +83,7 @@ async function brokerOnly(sch: Schedule): Promise<number[]> {
           if (m) got.set(`${m[2]}/${m[3]}`, Number(m[1]) * 1000)
         }
       },
+      cores: 'ferry', // --cpus: the receiver, standing in for the gateway
     })
     // mosquitto_sub has subscribed once a retained-free probe published after it gets through.
     const probe = await mqtt.connectAsync(broker.url, { ...broker.pki.tls(sch.devices[0]!), clientId: sch.devices[0]!, reconnectPeriod: 0 })
@@ -167,4 +168,4 @@ async function run(ctx: BenchContext): Promise<Result[]> {
   )
 }
 
-export const bench: Bench = { name: 'latency', description: 'end-to-end latency online, publish → InfluxDB 204 (p50, p99)', needs: ['mosquitto', 'mosquitto_sub', 'influxd'], run }
+export const bench: Bench = { name: 'latency', description: 'end-to-end latency online, publish → InfluxDB 204 (p50, p99)', needs: ['mosquitto', 'mosquitto_sub', 'influxd'], onFerryCores: 'the gateway and the baseline mosquitto_sub', run }

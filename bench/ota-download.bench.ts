@@ -77,7 +77,7 @@ http {
 }
 `
   writeFileSync(join(dir, 'nginx.conf'), conf)
-  const nginx = start(s, 'nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-e', join(dir, 'error.log')])
+  const nginx = start(s, 'nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-e', join(dir, 'error.log')], { cores: 'ferry' }) // --cpus: stands in for the OTA server
   await waitListening(nginx, port, 10_000)
   return `https://localhost:${port}/ota/images/${image}`
 }
@@ -140,4 +140,4 @@ async function run(ctx: BenchContext): Promise<Result[]> {
   })
 }
 
-export const bench: Bench = { name: 'ota', description: 'OTA image download over mutual TLS vs nginx serving the same file', needs: ['nginx', 'curl'], run }
+export const bench: Bench = { name: 'ota', description: 'OTA image download over mutual TLS vs nginx serving the same file', needs: ['nginx', 'curl'], onFerryCores: 'the OTA server and the baseline nginx (its master and worker); the curl clients on the others', run }

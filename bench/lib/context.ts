@@ -5,7 +5,7 @@ import type { ToolName } from './preflight.js'
 export interface BenchContext {
   /** `--quick`: fewer samples and smaller sizes, the whole run in about three minutes. */
   quick: boolean
-  /** Progress lines (stderr), so stdout keeps only the tables. */
+  /** Progress lines (stderr), so stdout keeps only the tables (or only the JSON with a bare `--json`). */
   log(msg: string): void
 }
 
@@ -16,5 +16,10 @@ export interface Bench {
   description: string
   /** Every external command it spawns (preflight.ts `TOOLS`); bench/run.ts checks them before anything starts. */
   needs: ToolName[]
+  /**
+   * With `--cpus`: what runs on Ferry's cores besides `ferry` itself, i.e. the baselines that stand
+   * in for it (started with `cores: 'ferry'`); everything else runs on the other cores.
+   */
+  onFerryCores?: string
   run(ctx: BenchContext): Promise<Result[]>
 }

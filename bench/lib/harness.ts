@@ -96,6 +96,26 @@ export interface Target {
   value: number
 }
 
+/** Ferry's own CPU time over a benchmark's timed window, where the benchmark measures it. */
+export interface CpuUse {
+  /** µs of CPU (user + system) per unit of work, median over the samples. */
+  us: number
+  /** The unit of work, e.g. `message`, `reading`. */
+  per: string
+  /** CPU seconds per second of the timed window (1 = one core busy all the time), median over the samples. */
+  cores: number
+}
+
+/** With `--cpus N`: the rates divided by Ferry's N cores (both sides of the ratio ran on them). */
+export interface PerCore {
+  /** N */
+  cores: number
+  ferry: number
+  baseline?: number
+  /** `cpu.cores / N`: how busy Ferry kept its cores (near 1: Ferry was the limit). */
+  busy?: number
+}
+
 /** One line of the summary table and of the JSON file. */
 export interface Result {
   /** Stable id, e.g. `ingest.normal`; `--only` matches its prefix. */
@@ -109,10 +129,27 @@ export interface Result {
   targets: Target[]
   /** Undefined when there is no target (information only). */
   pass?: boolean
+  cpu?: CpuUse
+  /** Set by the runner for rates (units ending in /s) when run with `--cpus`. */
+  perCore?: PerCore
   notes: string[]
 }
 
-export function result(r: Omit<Result, 'ratio' | 'pass' | 'notes' | 'targets'> & { targets?: Target[]; notes?: string[] }): Result {
+/** `r` with its per-core rates under `--cpus cores`; unchanged when it is not a rate. */
+export function withPerCore(r: Result, cores: number): Result {
+  if (!r.unit.endsWith('/s')) return r
+  return {
+    ...r,
+    perCore: {
+      cores,
+      ferry: r.ferry.median / cores,
+      ...(r.baseline ? { baseline: r.baseline.median / cores } : {}),
+      ...(r.cpu ? { busy: r.cpu.cores / cores } : {}),
+    },
+  }
+}
+
+export function result(r: Omit<Result, 'ratio' | 'pass' | 'notes' | 'targets' | 'perCore'> & { targets?: Target[]; notes?: string[] }): Result {
   const ratio = r.baseline ? r.ferry.median / r.baseline.median : undefined
   const targets = r.targets ?? []
   const holds = (t: Target) => {
@@ -142,7 +179,7 @@ export function fmt(v: number | undefined, unit = ''): string {
   return `${v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 })}${unit ? ` ${unit}` : ''}`
 }
 
-function targetText(t: Target, unit: string): string {
+export function targetText(t: Target, unit: string): string {
   return `${t.of === 'ratio' ? '' : 'ferry '}${t.op === '>=' ? '≥' : '≤'} ${t.value}${t.of === 'ratio' ? '×' : ` ${unit}`}`
 }
 
@@ -154,21 +191,44 @@ export function printDetail(r: Result, out: (s: string) => void = (s) => process
   out(line('ferry', r.ferry))
   if (r.baseline) out(line(r.baseline.name, r.baseline))
   if (r.ratio !== undefined || r.targets.length) {
-    out(`    ratio ${fmt(r.ratio)}×${r.targets.length ? `  target ${r.targets.map((t) => targetText(t, r.unit)).join(' and ')}  ${r.pass ? 'PASS' : 'MISS'}` : ''}\n`)
+    out(`    ratio ${ratioText(r)}${r.targets.length ? `  target ${r.targets.map((t) => targetText(t, r.unit)).join(' and ')}  ${r.pass ? 'PASS' : 'MISS'}` : ''}\n`)
   }
+  if (r.cpu) out(`    ferry CPU ${fmt(r.cpu.us)} µs per ${r.cpu.per}, ${fmt(r.cpu.cores)} core${r.cpu.cores === 1 ? '' : 's'} busy\n`)
+  if (r.perCore) out(`    per Ferry core (${r.perCore.cores}): ${perCoreText(r)}${r.baseline && r.perCore.baseline !== undefined ? `; ${r.baseline.name} ${fmt(r.perCore.baseline, r.unit)}` : ''}\n`)
   for (const n of r.notes) out(`    note: ${n}\n`)
 }
 
-/** The summary: `benchmark | ferry | baseline | ratio | target | pass`. */
+/** `0.45×`, or `–` when there is no ratio or it could not be computed (a failed measurement). */
+function ratioText(r: Result): string {
+  return r.ratio === undefined || !Number.isFinite(r.ratio) ? '–' : `${fmt(r.ratio)}×`
+}
+
+function perCoreText(r: Result): string {
+  const p = r.perCore!
+  return `${fmt(p.ferry, r.unit)}${p.busy === undefined ? '' : ` (${Math.round(p.busy * 100)}% busy)`}`
+}
+
+function cpuText(r: Result): string {
+  return r.cpu ? `${fmt(r.cpu.us)} µs/${r.cpu.per}` : '–'
+}
+
+/**
+ * The summary: `benchmark | ferry | baseline | ratio | target | pass`, then `ferry CPU` when a result
+ * measured it (next to the ratio it explains) and `per Ferry core` under `--cpus`.
+ */
 export function table(results: Result[]): string {
-  const head = ['benchmark', 'ferry', 'baseline', 'ratio', 'target', 'pass']
+  const withCpu = results.some((r) => r.cpu)
+  const withPer = results.some((r) => r.perCore)
+  const head = ['benchmark', 'ferry', 'baseline', 'ratio', 'target', 'pass', ...(withCpu ? ['ferry CPU'] : []), ...(withPer ? ['per Ferry core'] : [])]
   const rows = results.map((r) => [
     r.id,
     fmt(r.ferry.median, r.unit),
     r.baseline ? `${fmt(r.baseline.median, r.unit)} (${r.baseline.name})` : '–',
-    r.ratio === undefined ? '–' : `${fmt(r.ratio)}×`,
+    ratioText(r),
     r.targets.length ? r.targets.map((t) => targetText(t, r.unit)).join(', ') : '–',
     r.pass === undefined ? '–' : r.pass ? 'yes' : 'NO',
+    ...(withCpu ? [cpuText(r)] : []),
+    ...(withPer ? [r.perCore ? perCoreText(r) : '–'] : []),
   ])
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
   const fmtRow = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`

@@ -2,11 +2,11 @@
 // (and is injected here, never run), and `npm run bench` stops before starting anything.
 // Runs no benchmark.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from '../../test/helpers/tmp.js'
 import { findTool, preflight, TOOLS, type Needs, type Tool } from './preflight.js'
+import { runBenchCli } from './run-cli.js'
 import { ROOT } from './procs.js'
 import { bench as ingest } from '../ingest.bench.js'
 import { bench as drain } from '../drain.bench.js'
@@ -178,16 +178,7 @@ t.test('every command a benchmark file spawns is in its `needs`', async (t) => {
 
 t.test('npm run bench stops before starting anything when commands are missing and install is off (exit 2)', async (t) => {
   const empty = tempDir(t)
-  const child = spawn(process.execPath, ['--import=tsx', join(ROOT, 'bench', 'run.ts'), '--quick', '--only', 'ota,drain'], {
-    cwd: ROOT,
-    env: { HOME: process.env.HOME, PATH: empty, FERRY_SKIP_BENCH_INSTALL: '1', FERRY_BENCH_TRACE: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (b: Buffer) => (out += b))
-  child.stderr.on('data', (b: Buffer) => (err += b))
-  const code = await new Promise<number | null>((r) => child.on('exit', r))
+  const { code, out, err } = await runBenchCli(['--quick', '--only', 'ota,drain'], { HOME: process.env.HOME, PATH: empty, FERRY_SKIP_BENCH_INSTALL: '1', FERRY_BENCH_TRACE: '1' })
   t.equal(code, 2, err)
   t.match(err, /bench: cannot run ota, drain: these commands are missing:/)
   for (const c of ['nginx', 'curl', 'influxd']) t.match(err, new RegExp(`\\n {2}${c} +Debian package`), `names ${c}`)

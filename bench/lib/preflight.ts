@@ -2,9 +2,10 @@
  * The check bench/run.ts makes before any benchmark starts: every external command the selected
  * benchmarks spawn must be there. When some are missing and this is root on Debian, the Debian
  * packages are installed with apt-get, as scripts/bootstrap.sh does for the test suite's packages
- * (nginx and curl are needed only here, so only this check installs them), and the services the
- * packages start are stopped again. Otherwise the run stops before starting anything, with one message
- * naming the missing commands and the apt-get command that installs them (bench/run.ts exits 2).
+ * (nginx is needed only here, so only this check installs it; the others are in bootstrap's list
+ * too), and the services the packages start are stopped again. Otherwise the run stops before
+ * starting anything, with one message naming the missing commands and the apt-get command that
+ * installs them (bench/run.ts exits 2).
  *
  * `FERRY_SKIP_BENCH_INSTALL=1` (or `FERRY_SKIP_APT=1`, bootstrap's switch) never runs apt-get.
  */
@@ -33,6 +34,8 @@ export const TOOLS = {
   influxd: { command: 'influxd', pkg: 'influxdb', role: 'InfluxDB 1.6, the drain target' },
   curl: { command: 'curl', pkg: 'curl', role: 'the HTTP client of the baselines and downloads' },
   nginx: { command: 'nginx', pkg: 'nginx', role: 'the web server the OTA server is compared with' },
+  // Essential on Debian (util-linux), so only ever missing elsewhere; needed only for `--cpus`.
+  taskset: { command: 'taskset', pkg: 'util-linux', alsoAt: ['/usr/bin/taskset', '/bin/taskset'], role: 'pins processes to cores for --cpus' },
 } satisfies Record<string, Tool>
 
 export type ToolName = keyof typeof TOOLS

@@ -9,6 +9,7 @@ import { waitForPort } from '../../common/src/broker/broker.js'
 import { SpawnError, start as startProcess, type Proc, type StartOptions } from '../../test/helpers/process.js'
 import { isShuttingDown, trackChild, untrackChild } from './cleanup.js'
 import type { Scope } from './harness.js'
+import { pathOf, pinnedCommand, pinning, type Side } from './pinning.js'
 
 export const ROOT = join(import.meta.dirname, '..', '..')
 
@@ -36,11 +37,18 @@ const SPAWN_HINT = 'bench/run.ts checks for and installs what the benchmarks nee
  * that cannot be started rejects `exited` and `waitFor` instead of crashing the runner), plus: every
  * process is known to cleanup.ts until it exits, so a signal or a crash of the runner still stops
  * it, and nothing new starts once the runner is shutting down.
+ *
+ * `cores`: with `--cpus`, which side's cores it runs on: `'load'` (the default: load generators,
+ * clients, servers Ferry talks to) or `'ferry'` (a baseline that stands in for Ferry, so both sides
+ * of a ratio get the same cores).
  */
-export function start(scope: Scope, cmd: string, args: string[], opts: Omit<StartOptions, 'track' | 'hint'> = {}): Proc {
+export function start(scope: Scope, cmd: string, args: string[], opts: Omit<StartOptions, 'track' | 'hint'> & { cores?: Side } = {}): Proc {
   if (isShuttingDown()) throw new Error(`not starting ${cmd}: the bench runner is shutting down`)
-  return startProcess(scope, cmd, args, {
-    ...opts,
+  const { cores, ...rest } = opts
+  // With --cpus, `taskset -c <cores> cmd args` (pinning.ts); the pid is still cmd's, taskset execs it.
+  const run = pinnedCommand(pinning(), cores ?? 'load', cmd, args, pathOf(rest.env))
+  return startProcess(scope, run.cmd, run.args, {
+    ...rest,
     hint: SPAWN_HINT,
     track: (pid, command) => {
       trackChild(pid, command)
@@ -68,7 +76,10 @@ export function shippedNodeOptions(): string[] {
   return m ? m[1]!.replace(/^"|"$/g, '').split(/\s+/).filter(Boolean) : []
 }
 
-/** `ferry <args>` with exactly the given environment (plus PATH and HOME) and the shipped Node options. */
+/**
+ * `ferry <args>` with exactly the given environment (plus PATH and HOME) and the shipped Node options;
+ * on Ferry's cores with `--cpus`.
+ */
 export function startFerry(scope: Scope, args: string[], env: Record<string, string>, opts: { nodeArgs?: string[] } = {}): Proc {
   const { argv } = ferryCommand()
   // FERRY_BENCH_NODE_ARGS adds Node options for profiling, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
@@ -76,6 +87,7 @@ export function startFerry(scope: Scope, args: string[], env: Record<string, str
   return start(scope, process.execPath, [...shippedNodeOptions(), ...extra, ...(opts.nodeArgs ?? []), ...argv, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    cores: 'ferry',
   })
 }
 
