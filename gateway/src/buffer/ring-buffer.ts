@@ -14,7 +14,7 @@ import { readingStore } from './schema.js'
  */
 export function receiveTimeSearch(db: Database.Database): (t: number) => number | null {
   const { table } = readingStore(db)
-  const range = db.prepare(`SELECT min(id) AS lo, max(id) AS hi FROM ${table}`)
+  const range = db.prepare(idRangeSql(table))
   const atOrAfter = db.prepare(`SELECT id, received_at AS at FROM ${table} WHERE id >= ? ORDER BY id LIMIT 1`)
   return (t) => {
     const r = range.get() as { lo: number | null; hi: number | null }
@@ -30,6 +30,15 @@ export function receiveTimeSearch(db: Database.Database): (t: number) => number 
     }
     return lo > r.hi ? null : lo
   }
+}
+
+/**
+ * The lowest and highest id held, as `lo`, `hi`. Two sub-selects: SQLite answers a lone `min(id)` or
+ * `max(id)` from one end of the primary key, but `SELECT min(id), max(id)` in one statement scans the
+ * whole table (~0.3 s per million rows; prune, expiry and the backlog estimate for /metrics ask often).
+ */
+export function idRangeSql(table: string): string {
+  return `SELECT (SELECT min(id) FROM ${table}) AS lo, (SELECT max(id) FROM ${table}) AS hi`
 }
 
 /**
@@ -192,7 +201,7 @@ export class RingBuffer {
       sinkError: db.prepare('UPDATE sink_state SET last_error_code = ?, last_error = ?, last_error_at = ? WHERE name = ?'),
       countUpTo: db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM reading_rows WHERE id <= ?'),
       pruneEvents: db.prepare('DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?'),
-      idRange: db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM reading_rows'),
+      idRange: db.prepare(idRangeSql('reading_rows')),
       setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
     }
@@ -470,15 +479,19 @@ export class RingBuffer {
   }
 
   /**
-   * Deletes readings every sink has passed once they are older than the dedupe window, and trims
-   * events. Returns the number of readings deleted.
+   * Deletes readings every sink has passed once they are older than the dedupe window, the oldest
+   * first and at most `maxRows` of them (one transaction each call: the drainer prunes a large
+   * delivered backlog in chunks, see drainer.ts `pruneWhileIdle`), and trims events. Returns the
+   * number of readings deleted.
    */
-  prune(): number {
+  prune(maxRows = Infinity): number {
     if (this.sinks.size === 0) return 0
     const passed = this.minCursor()
     const before = this.now() - this.limits.dedupWindowMs
     return this.db.transaction(() => {
-      const cut = this.pruneCut(passed, before)
+      let cut = this.pruneCut(passed, before)
+      // Ids are a contiguous range (deletes are oldest-first), so the first maxRows end here.
+      if (cut !== null && Number.isFinite(maxRows)) cut = Math.min(cut, (this.st.idRange.get() as { lo: number }).lo + maxRows - 1)
       const n = cut === null ? 0 : this.deleteUpTo(cut)
       this.st.pruneEvents.run(this.limits.maxEvents)
       return n

@@ -7,7 +7,7 @@ import t from 'tap'
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import { openBuffer } from './open.js'
-import { RingBuffer } from './ring-buffer.js'
+import { RingBuffer, idRangeSql } from './ring-buffer.js'
 import { migrations } from './migrations.js'
 import { queryStatus } from './status.js'
 import { toIngestItem } from '../ingest/handlers/index.js'
@@ -120,4 +120,11 @@ t.test('migration 7 moves the rows of an older file: ids, payloads, cursors and 
   t.same(db.prepare('SELECT id, device, seq FROM readings WHERE id > 6 ORDER BY id').all(), [{ id: 10, device: 'dev-a', seq: 2 }], 'ids go on after the largest ever given (9); dev-b/1/1 is still a duplicate')
   t.same(buf.size(), { rows: 3, bytes: 53 + 43 + Buffer.byteLength(`{"seq":2,"boot":1,"ts":${NOW},"pot":1,"switch":0}`) })
   db.close()
+})
+
+t.test('the id range is read from both ends of the primary key, not by scanning the table', async (t) => {
+  const { db } = openBuffer(':memory:')
+  const plan = (db.prepare(`EXPLAIN QUERY PLAN ${idRangeSql('reading_rows')}`).all() as Array<{ detail: string }>).map((r) => r.detail)
+  t.notOk(plan.some((d) => /^SCAN reading_rows/.test(d)), plan.join('; '))
+  t.ok(plan.some((d) => /^SEARCH reading_rows/.test(d)), 'a search at each end')
 })

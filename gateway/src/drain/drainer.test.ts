@@ -1,6 +1,6 @@
 import t from 'tap'
 import { openBuffer, RingBuffer, queryStatus, type ReadingIn } from '../buffer/index.js'
-import { Drainer, type DrainEvent, type DrainTimers } from './drainer.js'
+import { Drainer, PRUNE_CHUNK, type DrainEvent, type DrainTimers } from './drainer.js'
 import type { BufferedReading, Sink, WriteResult } from '../sinks/types.js'
 import { Writable } from 'node:stream'
 import { getEventListeners } from 'node:events'
@@ -395,4 +395,53 @@ t.test('failed while another connection holds the write lock (database is locked
   buf.ingest(readings(5, 'dev1', 6))
   await until(() => buf.cursor('a') === 10 && d.state === 'idle', 'recovered and delivered')
   t.equal(d.lastError, undefined)
+})
+
+t.test('delivered readings are deleted once the backlog is sent, not while it drains, in chunks of PRUNE_CHUNK', async (t) => {
+  const buf = buffer()
+  const total = PRUNE_CHUNK * 2 + 500
+  for (let from = 1; from <= total; from += 10_000) buf.ingest(readings(Math.min(10_000, total - from + 1), 'dev1', from))
+  const held: number[] = []
+  const sink = scriptedSink('a', (b) => {
+    held.push(buf.size().rows)
+    return acceptAll(b)
+  }, 5_000)
+  const chunks: number[] = []
+  const prune = buf.prune.bind(buf)
+  buf.prune = (maxRows?: number) => {
+    const n = prune(maxRows)
+    chunks.push(n)
+    return n
+  }
+  drainer(t, sink, buf)
+  await until(() => buf.size().rows === 0, 'every delivered reading deleted')
+  t.equal(held.length, Math.ceil(total / 5_000))
+  t.ok(held.every((n) => n === total), 'nothing deleted while the backlog was being sent')
+  t.same(chunks.slice(0, 3), [PRUNE_CHUNK, PRUNE_CHUNK, 500], 'then deleted in chunks, one transaction each')
+  t.equal(buf.cursor('a'), total)
+})
+
+t.test('new readings stop the idle pruning: they are sent first', async (t) => {
+  const buf = buffer()
+  buf.ingest(readings(PRUNE_CHUNK * 3))
+  const order: string[] = []
+  const sink = scriptedSink('a', (b) => {
+    if (b.some((r) => r.device === 'dev2')) order.push('send new')
+    return acceptAll(b)
+  }, 10_000)
+  const d = drainer(t, sink, buf)
+  const prune = buf.prune.bind(buf)
+  buf.prune = (maxRows?: number) => {
+    const n = prune(maxRows)
+    if (n > 0) order.push(`prune ${n}`)
+    // New readings arrive while the first chunk is deleted.
+    if (n > 0 && order.length === 1) {
+      buf.ingest(readings(3, 'dev2'))
+      d.notify()
+    }
+    return n
+  }
+  await until(() => buf.size().rows === 0, 'everything delivered and deleted')
+  t.same(order.slice(0, 2), [`prune ${PRUNE_CHUNK}`, 'send new'], 'one chunk deleted, then the new readings sent before the next chunk')
+  t.equal(buf.cursor('a'), PRUNE_CHUNK * 3 + 3)
 })

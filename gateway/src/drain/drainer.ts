@@ -1,5 +1,5 @@
 import pRetry, { AbortError } from 'p-retry'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import { FerryError, hasCode } from '../../../common/src/errors.js'
 import type { Logger } from '../../../common/src/logger.js'
 import type { RingBuffer } from '../buffer/index.js'
@@ -51,6 +51,12 @@ export interface Progress {
   etaS: number | null
   at: number
 }
+
+/**
+ * Most delivered readings deleted per transaction while idle: a few tens of milliseconds of work, so
+ * ingest and the API keep their turns on the event loop between chunks.
+ */
+export const PRUNE_CHUNK = 20_000
 
 /** A batch sent and not yet settled. */
 interface Inflight {
@@ -125,6 +131,8 @@ export class Drainer {
   private failures = 0
   /** `sink.resume` ran (once per start, not again when the loop restarts after a failure). */
   private resumed = false
+  /** `notify` was called since the idle pass began: new readings wait, so pruning stops early. */
+  private woken = false
 
   constructor(private readonly opts: DrainerOptions) {
     this.log = opts.log.child({ component: 'drain', sink: opts.sink.name })
@@ -142,6 +150,7 @@ export class Drainer {
 
   /** New readings were committed: wake the loop if it is idle. */
   notify(): void {
+    this.woken = true
     this.wake?.()
   }
 
@@ -284,7 +293,7 @@ export class Drainer {
       }
       const head = inflight.shift()
       if (!head) {
-        this.opts.buffer.prune()
+        await this.pruneWhileIdle(signal)
         this.recovered()
         this.setState('idle')
         this.progress = undefined
@@ -313,8 +322,24 @@ export class Drainer {
         this.reportProgress(sentSinceProgress, now - lastProgress, lastProgress === 0)
         lastProgress = now
         sentSinceProgress = 0
-        this.opts.buffer.prune()
       }
+    }
+  }
+
+  /**
+   * Deletes what every sink has delivered (`RingBuffer.prune`) once there is nothing to send, in
+   * chunks of PRUNE_CHUNK with a turn of the event loop between them, until nothing is left to delete
+   * or new readings arrive. Not while a backlog drains: deleting a delivered reading costs about a
+   * third of the CPU of reading, encoding and compressing it, plus writes and fsyncs of its own, all
+   * on the path of catching up after an outage (docs/buffer-storage.md#pruning). Delivered rows still
+   * count against the buffer's limits, and a full buffer deletes them first at ingest, so the bound
+   * holds meanwhile.
+   */
+  private async pruneWhileIdle(signal: AbortSignal): Promise<void> {
+    this.woken = false
+    while (!signal.aborted && !this.woken) {
+      if (this.opts.buffer.prune(PRUNE_CHUNK) < PRUNE_CHUNK) return
+      await nextTurn()
     }
   }
 
