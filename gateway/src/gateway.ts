@@ -16,10 +16,9 @@ import type { Subscriber } from './ingest/subscriber.js'
 import { Drainer } from './drain/drainer.js'
 import type { Sink } from './sinks/types.js'
 import { createMetrics, recordDeadLetterDiscards, recordDrainEvent, recordExpired, recordStatus, type Metrics } from './metrics.js'
-import { createLed, type LedRelay, type TalkBackPoller } from './led/index.js'
-import type { TalkBackSettings } from './led/config.js'
+import { createLed, type LedRelay, type TalkBackFactory, type TalkBackPoller } from './led/index.js'
 import { initialState, type GatewayState } from './state.js'
-import { OtaLink, type OtaLinkStatus } from './ota/link.js'
+import type { OtaLink, OtaLinkOptions, OtaLinkStatus } from './ota/link.js'
 
 export type { GatewayState } from './state.js'
 
@@ -40,13 +39,20 @@ export interface Gateway {
   stop(): Promise<void>
 }
 
+/** The link to the OTA server with its URL and interval already bound (cli.ts imports ota/link.ts only when FERRY_OTA_URL is set). */
+export type OtaLinkFactory = (deps: Pick<OtaLinkOptions, 'tls' | 'buffer' | 'log' | 'registry'>) => OtaLink
+
+/**
+ * What the gateway runs besides ingest and the buffer. The optional parts come as factories made by
+ * `ferry gateway` (cli.ts `loadParts`), which imports a part's code only when the configuration uses it.
+ */
 export interface GatewayDeps {
   log: Logger
   sinks: Sink[]
-  /** TalkBack settings (led/config.ts `talkbackSettings`); unset, no TalkBack polling. */
-  talkback?: TalkBackSettings | undefined
-  /** The OTA server to forward ota/status reports to and read rollouts from (ota/config.ts `otaLinkSettings`). */
-  ota?: { url: string; intervalMs: number } | undefined
+  /** Makes the TalkBack poller (led/index.ts `loadTalkBack`); unset, no TalkBack polling. */
+  talkback?: TalkBackFactory | undefined
+  /** Makes the link that forwards ota/status reports to the OTA server and reads its rollouts back; unset, no link. */
+  ota?: OtaLinkFactory | undefined
   /** Where to read certificates from; tests pass buffers directly. */
   readFile?: (path: string) => Buffer
 }
@@ -132,7 +138,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
   }
 
   // Forwards ota/status reports to the OTA server and reads its rollouts back (docs/ota-rollouts.md#the-gateway-link).
-  const ota = deps.ota ? new OtaLink({ ...deps.ota, tls: { ca: tls.ca as Buffer, cert: tls.cert as Buffer, key: tls.key as Buffer }, buffer, log: log.child({ component: 'ota-link' }), registry: metrics.registry }) : undefined
+  const ota = deps.ota?.({ tls: { ca: tls.ca as Buffer, cert: tls.cert as Buffer, key: tls.key as Buffer }, buffer, log: log.child({ component: 'ota-link' }), registry: metrics.registry })
 
   led.start()
   ota?.start()

@@ -10,7 +10,7 @@ import type { Logger } from '../../../common/src/logger.js'
 import type { TalkBackSettings } from './config.js'
 import { LedRelay, mqttPublisher } from './relay.js'
 import { CommandStore } from './store.js'
-import { TalkBackPoller } from './talkback.js'
+import type { TalkBackPoller, TalkBackPollerOptions } from './talkback.js'
 
 export { LedRelay } from './relay.js'
 export type { TalkBackPoller, TalkBackStatus } from './talkback.js'
@@ -21,8 +21,8 @@ export interface LedOptions {
   client: MqttClient
   log: Logger
   registry: Registry
-  /** TalkBack settings (led/config.ts), or undefined when no TalkBack is configured. */
-  talkback?: TalkBackSettings | undefined
+  /** Makes the TalkBack poller (`loadTalkBack`), or undefined when no TalkBack is configured. */
+  talkback?: TalkBackFactory | undefined
   /**
    * False while a TalkBack command could not be published or recorded (broker unreachable, disk
    * full): TalkBack commands then stay queued in the cloud.
@@ -37,11 +37,21 @@ export interface Led {
   stop(): Promise<void>
 }
 
+/** A TalkBack poller for the relay it feeds, with the settings already bound (`loadTalkBack`). */
+export type TalkBackFactory = (deps: Pick<TalkBackPollerOptions, 'relay' | 'log' | 'ready' | 'registry'>) => TalkBackPoller
+
+/**
+ * Imports the TalkBack poller and binds its settings. Called only when TalkBack is configured
+ * (gateway/src/cli.ts), so a gateway without it never loads the poller's code.
+ */
+export async function loadTalkBack(settings: TalkBackSettings): Promise<TalkBackFactory> {
+  const { TalkBackPoller } = await import('./talkback.js')
+  return (deps) => new TalkBackPoller({ ...settings, ...deps })
+}
+
 export function createLed(opts: LedOptions): Led {
   const relay = new LedRelay({ store: new CommandStore(opts.db), publisher: mqttPublisher(opts.client), log: opts.log.child({ component: 'commands' }), registry: opts.registry })
-  const talkback = opts.talkback
-    ? new TalkBackPoller({ ...opts.talkback, relay, log: opts.log.child({ component: 'talkback' }), ready: opts.ready, registry: opts.registry })
-    : undefined
+  const talkback = opts.talkback?.({ relay, log: opts.log.child({ component: 'talkback' }), ready: opts.ready, registry: opts.registry })
   return {
     relay,
     talkback,

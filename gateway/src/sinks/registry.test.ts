@@ -9,13 +9,13 @@ const cfg = (env: Record<string, string>): SinksConfig => loadEnv<SinksConfig>(s
 t.test('with nothing configured the file sink is the only sink', async (t) => {
   const c = cfg({ FERRY_FILE_PATH: join(tempDir(t), 'x.lp') })
   t.equal(c.FERRY_SINKS, 'file')
-  const sinks = createSinks(c)
+  const sinks = await createSinks(c)
   t.teardown(() => Promise.all(sinks.map((s) => s.close())))
   t.same(sinks.map((s) => s.name), ['file'])
 })
 
 t.test('builds the listed sinks in order', async (t) => {
-  const sinks = createSinks(cfg({
+  const sinks = await createSinks(cfg({
     FERRY_SINKS: 'thingspeak, influxdb,file,influxdb',
     FERRY_THINGSPEAK_CHANNEL_ID: '12',
     FERRY_THINGSPEAK_WRITE_KEY: 'K',
@@ -32,8 +32,8 @@ t.test('an unknown sink name is a config error naming FERRY_SINKS', async (t) =>
 })
 
 t.test('a sink missing its settings is a config error before anything connects', async (t) => {
-  t.throws(() => createSinks(cfg({ FERRY_SINKS: 'file,thingspeak', FERRY_FILE_PATH: join(tempDir(t), 'x.lp') })), { code: 'FERRY_ERR_CONFIG', message: /FERRY_THINGSPEAK_CHANNEL_ID/ })
-  t.throws(() => createSinks(cfg({ FERRY_SINKS: 'influxdb', FERRY_INFLUX_VERSION: '2' })), { code: 'FERRY_ERR_CONFIG', message: /FERRY_INFLUX_ORG/ })
+  await t.rejects(createSinks(cfg({ FERRY_SINKS: 'file,thingspeak', FERRY_FILE_PATH: join(tempDir(t), 'x.lp') })), { code: 'FERRY_ERR_CONFIG', message: /FERRY_THINGSPEAK_CHANNEL_ID/ })
+  await t.rejects(createSinks(cfg({ FERRY_SINKS: 'influxdb', FERRY_INFLUX_VERSION: '2' })), { code: 'FERRY_ERR_CONFIG', message: /FERRY_INFLUX_ORG/ })
 })
 
 t.test('the schema documents every setting, uses the design names and gives secrets no default', async (t) => {

@@ -1,16 +1,17 @@
 /**
  * Which sinks run, from `FERRY_SINKS`, and the one schema fragment that documents every sink
  * setting for the gateway's composed config (`gateway/src/config.ts`).
+ *
+ * Only the schemas are imported here; a sink's code is imported when `FERRY_SINKS` names it, so a
+ * gateway writing to a file never loads the HTTP client (undici) the cloud sinks use: every module
+ * loaded stays in memory for the life of the process (bench/README.md, backlog memory).
  */
 import { Type, type Static } from 'typebox'
 import { ConfigError } from '../../../common/src/errors.js'
 import type { SinkDeps } from './deps.js'
 import { fileConfigSchema } from './file/config.js'
-import { createFileSink } from './file/file.js'
 import { influxConfigSchema } from './influxdb/config.js'
-import { createInfluxSink } from './influxdb/influxdb.js'
 import { thingspeakConfigSchema } from './thingspeak/config.js'
-import { createThingSpeakSink } from './thingspeak/thingspeak.js'
 import type { Sink } from './types.js'
 
 /** Every sink Ferry knows, as written in `FERRY_SINKS`. */
@@ -50,27 +51,26 @@ export function parseSinkList(value: string | undefined): SinkName[] {
   return out
 }
 
+/** Each sink's factory, imported on first use. */
+const FACTORIES: Record<SinkName, () => Promise<(config: SinksConfig, deps: SinkDeps) => Sink>> = {
+  influxdb: async () => (await import('./influxdb/influxdb.js')).createInfluxSink,
+  thingspeak: async () => (await import('./thingspeak/thingspeak.js')).createThingSpeakSink,
+  file: async () => (await import('./file/file.js')).createFileSink,
+}
+
 /**
- * Builds the configured sinks, in `FERRY_SINKS` order. Checks each sink's own requirements (e.g.
- * InfluxDB v2 needs org, bucket and token) and throws ConfigError naming the variables; nothing
- * connects here. If one sink cannot be built, those already built are closed (in the background,
- * they hold no open connections yet) and the error is thrown.
+ * Builds the configured sinks, in `FERRY_SINKS` order, importing the code of those named only.
+ * Checks each sink's own requirements (e.g. InfluxDB v2 needs org, bucket and token) and rejects
+ * with a ConfigError naming the variables; nothing connects here. If one sink cannot be built,
+ * those already built are closed (in the background, they hold no open connections yet) and the
+ * error is thrown.
  */
-export function createSinks(config: SinksConfig, deps: SinkDeps = {}): Sink[] {
+export async function createSinks(config: SinksConfig, deps: SinkDeps = {}): Promise<Sink[]> {
   const sinks: Sink[] = []
   try {
     for (const name of parseSinkList(config.FERRY_SINKS)) {
-      switch (name) {
-        case 'influxdb':
-          sinks.push(createInfluxSink(config, deps))
-          break
-        case 'thingspeak':
-          sinks.push(createThingSpeakSink(config, deps))
-          break
-        case 'file':
-          sinks.push(createFileSink(config, deps))
-          break
-      }
+      const create = await FACTORIES[name]()
+      sinks.push(create(config, deps))
     }
   } catch (err) {
     void Promise.allSettled(sinks.map((s) => s.close()))
