@@ -26,6 +26,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   latency: async () => (await import('./latency.bench.js')).bench,
   soak: async () => (await import('./soak.bench.js')).bench,
   'scale-out': async () => (await import('./scale-out.bench.js')).bench,
+  restart: async () => (await import('./restart.bench.js')).bench,
 }
 
 // The names under --only come from BENCHES, so a new benchmark needs only its line there.

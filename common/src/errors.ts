@@ -16,6 +16,7 @@ export const ErrorCodes = {
   FERRY_ERR_BUFFER_CORRUPT: 'The buffer database was corrupt; it was moved aside and a fresh one started.',
   FERRY_ERR_BUFFER_FULL_DISK: 'The disk is full; acknowledgements stop until writes succeed again.',
   FERRY_ERR_BUFFER_BACKPRESSURE: 'The buffer is full of undelivered readings (FERRY_BUFFER_ON_FULL=backpressure); ingest pauses until the drainers free room.',
+  FERRY_ERR_BUFFER_DAMAGED: 'The background check found damage in the running buffer database; the next start checks it and moves it aside.',
   FERRY_ERR_BUFFER_LOCKED: 'Another gateway is running on the same buffer database (FERRY_DB); this one refuses to start.',
   FERRY_ERR_SINK_AUTH: 'A sink refused the credentials (401/403, or ThingSpeak -1 for a channel read); that sink stopped, data stays buffered.',
   FERRY_ERR_SINK_ENDPOINT: 'A sink found no write endpoint at its URL (404 naming no database); that sink stopped, data stays buffered.',

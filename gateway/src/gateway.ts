@@ -9,7 +9,8 @@ import type { Logger } from '../../common/src/logger.js'
 import { gatewayReplicaCn, GATEWAY_CN } from '../../common/src/ids.js'
 import type { CoreConfig } from './core-config.js'
 import { discardWarner, lockBuffer, logSinkChanges, openBuffer, RingBuffer, queryStatus, META_BUFFER_LIMITS } from './buffer/index.js'
-import { bufferLimits } from './buffer/config.js'
+import { bufferLimits, checkEveryMs } from './buffer/config.js'
+import { watchBufferIntegrity } from './buffer-checks.js'
 import { createIngest } from './ingest/pipeline.js'
 import { readMqttTls, replicaNumber } from './ingest/tls.js'
 import type { Subscriber } from './ingest/subscriber.js'
@@ -140,6 +141,9 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
   // Forwards ota/status reports to the OTA server and reads its rollouts back (docs/ota-rollouts.md#the-gateway-link).
   const ota = deps.ota?.({ tls: { ca: tls.ca as Buffer, cert: tls.cert as Buffer, key: tls.key as Buffer }, buffer, log: log.child({ component: 'ota-link' }), registry: metrics.registry })
 
+  // The whole file checked in the background; start-up checked only what it reads (docs/integrity.md).
+  const integrity = watchBufferIntegrity({ path: config.FERRY_DB, everyMs: checkEveryMs(config), state, registry: metrics.registry, log: log.child({ component: 'buffer' }) })
+
   led.start()
   ota?.start()
   for (const d of drainers) d.start()
@@ -174,6 +178,7 @@ export function startGateway(config: CoreConfig, deps: GatewayDeps): Gateway {
         // No new messages are taken; what is pending is committed and acknowledged; then DISCONNECT.
         await ingest.stop()
         await Promise.all(drainers.map((d) => d.stop()))
+        await integrity.stop()
         buffer.db.close()
         lock.release()
         log.info('gateway stopped')

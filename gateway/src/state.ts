@@ -14,6 +14,11 @@ export interface GatewayState {
   lastError: { code: string; message: string; at: number } | null
   recovered: { movedTo: string; error: string; at: number } | null
   /**
+   * Set once the background check found damage in the running buffer database (buffer-checks.ts,
+   * docs/integrity.md); the next start checks the file and moves it aside.
+   */
+  bufferDamage: { at: number; error: string } | null
+  /**
    * One of several gateways sharing a site's devices (FERRY_MQTT_SHARE_GROUP, docs/scale-out.md):
    * the group and this replica's certificate CN. Null for a single gateway.
    */
@@ -29,6 +34,7 @@ export function initialState(recovered: OpenResult['recovered'], now = Date.now(
     brokerDropped: null,
     lastError: recovered ? { code: 'FERRY_ERR_BUFFER_CORRUPT', message: `buffer was corrupt (${recovered.error}); moved to ${recovered.movedTo}`, at: recovered.at } : null,
     recovered: recovered ?? null,
+    bufferDamage: null,
     replica: null,
   }
 }

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { parseCli } from '../../common/src/cli-args.js'
 import { UsageError } from '../../common/src/errors.js'
 import { printable, printableJson } from '../../common/src/printable.js'
-import { META_INGEST_PAUSED, openBuffer, queryStatus, type Runway } from './buffer/index.js'
+import { damageReported, META_INGEST_PAUSED, openBuffer, queryStatus, type Runway } from './buffer/index.js'
 import { META_OTA_ROLLOUTS, type OtaRolloutsSnapshot } from './ota/link.js'
 
 const HELP = `usage: ferry status [--db <path>] [--json]
@@ -12,7 +12,8 @@ their bytes, the runway (how long the buffer absorbs the current ingest rate bef
 push back), whether ingest is paused and why, per sink the backlog, oldest unsent age, totals, last
 error and replay progress (rate, drain ETA), sinks retired since when (no longer in FERRY_SINKS: they hold no readings), readings dropped because the buffer was full and readings expired by FERRY_BUFFER_MAX_AGE (total and per device), dead letters (per source, what they hold against their bound, and per device those not kept: over-share or evicted), the
 OTA server's staged rollouts as the gateway last read them (with FERRY_OTA_URL; a HALTED one with its reason), and the
-last recorded error (e.g. a corrupt database that was moved aside).
+last recorded error (e.g. a corrupt database that was moved aside), and damage the gateway's background
+check found in the database (docs/integrity.md).
 --db defaults to $FERRY_DB or ./ferry-buffer.db.`
 
 function age(ms: number | null): string {
@@ -48,8 +49,10 @@ export async function run(argv: string[]): Promise<number> {
     const paused = (s.meta[META_INGEST_PAUSED] ?? null) as { reason: string; code: string; since: number; error: string } | null
     // Written by the gateway's OTA link (ota/link.ts) each time the OTA server's answer changes.
     const ota = s.meta[META_OTA_ROLLOUTS] as OtaRolloutsSnapshot | undefined
+    // Left beside the database by the gateway's background check (docs/integrity.md).
+    const damage = damageReported(path) ?? null
     if (values.json) {
-      process.stdout.write(printableJson({ ...s, ingestPaused: paused, sinks: s.sinks.map((k) => ({ ...k, progress: progress(k.name) ?? null })), ota: ota ?? null }, 2) + '\n')
+      process.stdout.write(printableJson({ ...s, damage, ingestPaused: paused, sinks: s.sinks.map((k) => ({ ...k, progress: progress(k.name) ?? null })), ota: ota ?? null }, 2) + '\n')
       return 0
     }
     // Errors are remote text (a sink's answer, an OS message): every one goes through printable(), so
@@ -78,6 +81,7 @@ export async function run(argv: string[]): Promise<number> {
       const stage = r.stage ? ` at stage ${r.stage.number} of ${r.stage.of} (${printable(r.stage.description)})` : ''
       out.push(`ota rollout:  ${printable(r.deployment)} ${r.status === 'halted' ? 'HALTED' : r.status}${stage} (as of ${age(Date.now() - ota!.at)} ago, ${printable(ota!.url)}): ${printable(r.why)}`)
     }
+    if (damage) out.push(`DAMAGED:      the background check found damage at ${new Date(damage.at).toISOString()} (${printable(damage.error)}); once the sinks have caught up, restart the gateway: the next start moves the file aside (FERRY_ERR_BUFFER_DAMAGED)`)
     const recovery = s.meta.last_corrupt_recovery as { movedTo: string; error: string; at: number } | undefined
     if (recovery) out.push(`last error:   corrupt database moved to ${printable(recovery.movedTo)} at ${new Date(recovery.at).toISOString()} (${printable(recovery.error)})`)
     process.stdout.write(out.join('\n') + '\n')

@@ -11,6 +11,11 @@ export const bufferConfigSchema = Type.Object({
     default: 'FULL',
     description: 'SQLite synchronous level in WAL mode. FULL (default) also survives power loss, at one fsync per group commit; with group commit it ingested as fast as NORMAL in bench/README.md. NORMAL survives a killed or crashed process but can lose the last commits on power loss.',
   }),
+  FERRY_DB_CHECK_EVERY: Type.String({
+    default: '24h',
+    pattern: '^([1-9][0-9]*(s|m|h|d|w)|off)$',
+    description: 'How often the whole buffer database is checked for damage in the background (PRAGMA integrity_check on a read-only connection in a worker thread; the first check runs 30 s after start, or sooner when this is shorter). Start-up itself checks only what it reads anyway, so a large buffer starts quickly. Damage found is logged (FERRY_ERR_BUFFER_DAMAGED), shown in /healthz, ferry status and the ferry_buffer_damaged metric, and the next start checks the whole file and moves it aside (docs/integrity.md). off: no background checks.',
+  }),
   FERRY_BUFFER_MAX_ROWS: Type.Integer({ default: 1_000_000, minimum: 1, description: 'Most readings kept. When full, the oldest undelivered readings are dropped and counted (or ingest pauses: FERRY_BUFFER_ON_FULL).' }),
   FERRY_BUFFER_MAX_BYTES: Type.Integer({ default: 268_435_456, minimum: 1024, description: 'Most payload bytes kept (raw JSON, not counting SQLite overhead). When full, the oldest undelivered readings are dropped and counted (or ingest pauses: FERRY_BUFFER_ON_FULL).' }),
   FERRY_BUFFER_ON_FULL: Type.Union([Type.Literal('drop-oldest'), Type.Literal('backpressure')], {
@@ -82,4 +87,10 @@ function deadLetterLimits(c: BufferConfig & GroupSettings): DeadLetterLimits {
     )
   }
   return limits
+}
+
+/** FERRY_DB_CHECK_EVERY in ms; null when off (background-check.ts). */
+export function checkEveryMs(c: Pick<BufferConfig, 'FERRY_DB_CHECK_EVERY'>): number | null {
+  // The schema's pattern admits only "off" and what parseDuration reads.
+  return c.FERRY_DB_CHECK_EVERY === 'off' ? null : parseDuration(c.FERRY_DB_CHECK_EVERY)
 }

@@ -7,6 +7,8 @@
  * - open.ts: `openBuffer`, the only place that opens the database, sets pragmas and migrates;
  *   `checkWritable` for the health check.
  * - lock.ts: `lockBuffer`, one gateway per database (a lock held for the process's life).
+ * - integrity.ts: the cheap corruption check at open and the exact counts the open's scan leaves for
+ *   the ring; background-check.ts: the whole file checked in a worker thread (docs/integrity.md).
  * - ring-buffer.ts: `RingBuffer`, the ring itself: ingest (append), read, settle (advance a sink's
  *   cursor), prune, the ring bound (drop-oldest or backpressure) and expiry (FERRY_BUFFER_MAX_AGE).
  * - sinks.ts: which sinks hold readings: configured ones, and retired ones that no longer do
@@ -21,6 +23,8 @@
  */
 export { openBuffer, checkWritable, type OpenResult } from './open.js'
 export { lockBuffer } from './lock.js'
+export { startBackgroundChecks, type CheckResult } from './background-check.js'
+export { damageReported, type DamageReport } from './integrity.js'
 export { RingBuffer } from './ring-buffer.js'
 export { logSinkChanges, type SinkChange } from './sinks.js'
 export { DeviceReads, type DeviceReading, type DeviceRecord } from './devices.js'

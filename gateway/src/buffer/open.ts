@@ -4,6 +4,7 @@ import { basename, dirname, resolve } from 'node:path'
 import { ConfigError } from '../../../common/src/errors.js'
 import type { Logger } from '../../../common/src/logger.js'
 import { migrations } from './migrations.js'
+import { checkAtOpen, checkWhole, clearDamage, countAtOpen, damageFile, damageReported } from './integrity.js'
 
 export type SyncMode = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA'
 
@@ -30,9 +31,11 @@ const CORRUPT = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDE
  *
  * A file that is not a database (or is corrupt) is moved aside as `<db>.corrupt-<ts>` with its
  * -wal/-shm files and a fresh one is started: no crash loop, nothing deleted, and the reason is
- * returned for status and logs. A file or folder that cannot be opened or written (permissions, a
- * read-only mount, a file where a folder should be) is a ConfigError naming `opts.setting` (default
- * FERRY_DB), the path and what to check (unusablePathError).
+ * returned for status and logs. Start-up checks cheaply and the whole file is checked in the
+ * background (integrity.ts, background-check.ts, docs/integrity.md); damage the background check
+ * reported (`<db>.damaged`) makes the next open check the whole file first. A file or folder that
+ * cannot be opened or written (permissions, a read-only mount, a file where a folder should be) is a
+ * ConfigError naming `opts.setting` (default FERRY_DB), the path and what to check (unusablePathError).
  */
 export function openBuffer(path: string, opts: { synchronous?: SyncMode; log?: Logger; readonly?: boolean; setting?: string } = {}): OpenResult {
   if (opts.readonly) {
@@ -44,15 +47,24 @@ export function openBuffer(path: string, opts: { synchronous?: SyncMode; log?: L
       throw unusablePathError(path, err, { setting: opts.setting, readonly: true })
     }
   }
+  const damage = path === ':memory:' ? undefined : damageReported(path)
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-    return { db: openAndMigrate(path, opts.synchronous ?? 'FULL') }
+    if (damage) opts.log?.warn({ path, reported: damage }, 'the background check reported damage in the buffer database; checking the whole file before using it (this takes a while on a large buffer)')
+    const db = openAndMigrate(path, opts.synchronous ?? 'FULL', damage !== undefined)
+    if (damage) {
+      // Gone now (the file was replaced or repaired by hand, or the read error did not repeat).
+      clearDamage(path)
+      opts.log?.warn({ path, reported: damage }, 'the whole buffer database checks out; using it')
+    }
+    return { db }
   } catch (err) {
     const code = (err as { code?: string }).code ?? ''
     if (!CORRUPT.has(code) || path === ':memory:') throw unusablePathError(path, err, { setting: opts.setting })
     const at = Date.now()
     const movedTo = `${path}.corrupt-${new Date(at).toISOString().replace(/[:.]/g, '-')}`
-    for (const suffix of ['', '-wal', '-shm']) {
+    // The background check's report (integrity.ts) goes along with the file it describes.
+    for (const suffix of ['', '-wal', '-shm', damageFile('')]) {
       if (existsSync(path + suffix)) renameSync(path + suffix, movedTo + suffix)
     }
     const error = `${code}: ${(err as Error).message}`
@@ -140,7 +152,7 @@ export function checkWritable(db: Database.Database): void {
   db.exec('ROLLBACK')
 }
 
-function openAndMigrate(path: string, synchronous: SyncMode): Database.Database {
+function openAndMigrate(path: string, synchronous: SyncMode, checkAll = false): Database.Database {
   const db = new Database(path)
   try {
     // 1 KiB pages for a new file (an existing one keeps its size): every group commit rewrites the
@@ -155,11 +167,10 @@ function openAndMigrate(path: string, synchronous: SyncMode): Database.Database 
     // the end and read in order, so a small cache costs nothing measurable and keeps the gateway's
     // memory flat however large the backlog (bench/README.md, backlog memory).
     db.pragma('cache_size = -2000')
-    // Reading the whole schema and one quick check catches a damaged file now, not mid-ingest.
-    const check = db.pragma('quick_check', { simple: true })
-    if (check !== 'ok') {
-      throw Object.assign(new Error(`quick_check: ${String(check)}`), { code: 'SQLITE_CORRUPT' })
-    }
+    // A damaged file is caught now, not mid-ingest; cheaply, since the first acknowledgement waits
+    // for it (integrity.ts). The whole file when the background check reported damage.
+    if (checkAll) checkWhole(db)
+    else checkAtOpen(db)
     const version = db.pragma('user_version', { simple: true }) as number
     if (version > migrations.length) {
       throw new Error(`buffer schema version ${version} is newer than this Ferry (${migrations.length}); upgrade Ferry or point FERRY_DB elsewhere`)
@@ -170,6 +181,9 @@ function openAndMigrate(path: string, synchronous: SyncMode): Database.Database 
         db.pragma(`user_version = ${v + 1}`)
       })()
     }
+    // The ring's exact counts, kept for the RingBuffer constructor; reading every page of the
+    // readings table is also the start check of that table.
+    countAtOpen(db)
     return db
   } catch (err) {
     db.close()

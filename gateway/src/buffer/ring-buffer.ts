@@ -4,6 +4,7 @@ import { SinkRegistry, type SinkChange } from './sinks.js'
 import { FerryError } from '../../../common/src/errors.js'
 import { IngestRate, META_INGEST_RATE } from './runway.js'
 import { DeadLetterStore, type DiscardCount } from './dead-letter-store.js'
+import { countReadings } from './integrity.js'
 import { readingStore } from './schema.js'
 
 /**
@@ -91,9 +92,10 @@ export class RingBuffer {
     this.registry = new SinkRegistry(db)
     this.deadLetters = new DeadLetterStore(db, limits.deadLetters, now)
     this.firstReceivedAtOrAfter = receiveTimeSearch(db)
-    const agg = db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM reading_rows').get() as { n: number; b: number }
-    this.rows = agg.n
-    this.bytes = agg.b
+    // Counted once per start, at open where possible (integrity.ts: the scan is also a corruption check).
+    const counted = countReadings(db)
+    this.rows = counted.rows
+    this.bytes = counted.bytes
     this.loadClocks()
     this.loadDeviceIds()
     this.rate = new IngestRate(now())

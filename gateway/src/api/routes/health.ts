@@ -5,9 +5,9 @@ import type { ApiGateway } from '../app.js'
 import { Health } from '../schemas.js'
 
 /**
- * `GET /healthz`: 200 only when the buffer database takes writes, the broker session is up and no
- * drainer has failed (drain/drainer.ts: its loop threw, e.g. the database was locked); 503 with the
- * reasons otherwise (the container health check and load balancers read the status).
+ * `GET /healthz`: 200 only when the buffer database takes writes and the background check found no
+ * damage in it (docs/integrity.md), the broker session is up and no drainer has failed
+ * (drain/drainer.ts: its loop threw, e.g. the database was locked); 503 with the reasons otherwise (the container health check and load balancers read the status).
  * `GET /metrics`: Prometheus text from the gateway's prom-client registry.
  */
 export const healthRoutes: FastifyPluginAsyncTypebox<{ gateway: ApiGateway }> = async (app, { gateway: gw }) => {
@@ -35,6 +35,9 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ gateway: ApiGateway }> = 
 function databaseCheck(gw: ApiGateway): string {
   const db = gw.buffer.db
   if (!db.open) return 'closed'
+  // Takes writes, but they go into a file the next start moves aside (docs/integrity.md).
+  const damage = gw.state.bufferDamage
+  if (damage) return `damaged (FERRY_ERR_BUFFER_DAMAGED, found by the background check at ${new Date(damage.at).toISOString()}: ${damage.error}); readings are still taken and delivered; once the sinks have caught up, restart the gateway: the next start moves the file aside`
   const paused = gw.state.ingestPaused
   if (paused?.reason === 'disk-full') return `not writable (${paused.error}); free space on the buffer volume`
   try {
