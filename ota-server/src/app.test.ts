@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomBytes, createPublicKey } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { tempDir } from '../../test/helpers/tmp.js'
@@ -244,6 +244,17 @@ t.test('GET /ota/images/<sha256>.bin', async (t) => {
     t.equal(res.json().code, 'FERRY_ERR_OTA_IMAGE_CORRUPT')
     writeFileSync(file, f.image)
     t.equal((await app.inject({ url: url(), headers: dev })).statusCode, 200, 'serves it again once restored')
+  })
+
+  t.test('answers 404 once an image it keeps in memory is removed from disk, and serves it again when it is back', async (t) => {
+    const file = join(f.dir, 'images', `${f.sha}.bin`)
+    t.equal((await app.inject({ url: url(), headers: dev })).statusCode, 200, 'served, so now kept in memory')
+    rmSync(file)
+    t.equal((await app.inject({ url: url(), headers: dev })).statusCode, 404)
+    writeFileSync(file, f.image)
+    const res = await app.inject({ url: url(), headers: dev })
+    t.equal(res.statusCode, 200)
+    t.same(res.rawPayload, f.image)
   })
 })
 

@@ -8,6 +8,7 @@ import { SEMVER_MAX_LENGTH, SEMVER_PATTERN } from '../manifest/semver.js'
 import { OtaErrors } from '../http/errors.js'
 import type { Identify } from '../http/identity.js'
 import { ifRangeHolds, noneMatch, parseRange } from '../http/range.js'
+import { bufferBody } from '../http/buffer-body.js'
 import { ImageCorruptError, ImageNotFoundError, type ImageStore } from '../store/images.js'
 import type { ReleaseStore } from '../store/releases.js'
 import type { ReportStore } from '../store/reports.js'
@@ -126,14 +127,16 @@ export const otaRoutes: FastifyPluginAsync<OtaRoutesOptions> = async (fastify, o
       void image.close()
     })
     reply.type('application/octet-stream')
+    // An image kept in memory goes out in slices (http/buffer-body.ts); a large one streams from its file.
+    const send = (body: ReturnType<typeof image.body>) => reply.send(Buffer.isBuffer(body) ? bufferBody(body) : body)
     if (range.kind === 'partial') {
       reply.code(206)
         .header('content-range', `bytes ${range.start}-${range.end}/${image.size}`)
         .header('content-length', String(range.end - range.start + 1))
-      return reply.send(image.body(range))
+      return send(image.body(range))
     }
     reply.header('content-length', String(image.size))
-    return reply.send(image.body())
+    return send(image.body())
   })
 
   app.post('/ota/report', {
