@@ -373,8 +373,9 @@ export class Drainer {
       // The sink says which stop it is: refused credentials, or an endpoint that does not exist (docs/errors.md).
       throw new AbortError(new FerryError(result.stopCode ?? 'FERRY_ERR_SINK_AUTH', result.authError))
     }
-    const settled = new Set([...result.accepted, ...result.rejected.map((r) => r.id)])
-    if (batch.length > 0 && !settled.has(batch[0]!.id)) {
+    // Whether the first row was settled; no Set of the whole batch (thousands of ids per backlog batch).
+    const first = batch[0]?.id
+    if (first !== undefined && !result.accepted.includes(first) && !result.rejected.some((r) => r.id === first)) {
       throw new RetryableWrite(result.errorClass ?? 'retryable', result.errorMessage ?? 'the sink asked to retry', result.retryAfterMs)
     }
     return result
