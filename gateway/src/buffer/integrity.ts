@@ -72,8 +72,11 @@ export interface ReadingCounts {
   bytes: number
 }
 
-/** The exact counting scan over `readings`; it reads every page of the table, so it also checks them. */
-function scanCounts(db: Database.Database): ReadingCounts {
+/**
+ * The exact counting scan over `readings`; it reads every page of the table, so it also checks them.
+ * Also `ferry status`'s count on a file no running gateway counts for it (status.ts).
+ */
+export function scanCounts(db: Database.Database): ReadingCounts {
   const { table, size } = readingStore(db)
   const agg = db.prepare(`SELECT count(*) AS n, coalesce(sum(${size}), 0) AS b FROM ${table}`).get() as { n: number; b: number }
   return { rows: agg.n, bytes: agg.b }

@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3'
 import { LIVE_READING } from './ring-buffer.js'
 import { readingStore } from './schema.js'
+import { scanCounts } from './integrity.js'
 import { drainEtaS, META_BUFFER_LIMITS, META_INGEST_PAUSED, META_INGEST_RATE, rateAt, runway, type RateSnapshot, type Runway } from './runway.js'
 import type { BufferLimits } from './types.js'
 import { DEAD_LETTER_BYTES_SQL, type DeadLetterLimits } from './dead-letter-store.js'
@@ -52,7 +53,7 @@ export function queryStatus(db: Database.Database, now = Date.now(), counts?: Li
   // Exact counts scan the whole buffer: fine for `ferry status`, too slow to repeat for every
   // dashboard poll on a large backlog, so the running gateway passes the counts it keeps in memory.
   const store = readingStore(db)
-  const agg = counts?.size() ?? (db.prepare(`SELECT count(*) AS rows, coalesce(sum(${store.size}), 0) AS bytes FROM ${store.table}`).get() as { rows: number; bytes: number })
+  const agg = counts?.size() ?? scanCounts(db)
   const oldestAfter = db.prepare(`SELECT received_at AS at FROM ${store.table} WHERE id > ? ORDER BY id LIMIT 1`)
   const countAfter = db.prepare(`SELECT count(*) AS n FROM ${store.table} WHERE id > ?`)
   // `*`: `ferry status` opens the file read-only, so it may not be migrated yet (no retired_at column).
